@@ -1,0 +1,237 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/eventstore"
+)
+
+// Catalogues holds the reference data (ticket types, priorities, support settings,
+// SLAs) in memory for deciding. It is loaded from the catalogue streams, updated by
+// this process's own writes at once, and by other processes' writes through Apply.
+type Catalogues struct {
+	mu         sync.RWMutex
+	types      domain.Catalogue
+	priorities domain.Catalogue
+	settings   *domain.SettingsState
+	slas       domain.SLACatalogue
+	revisions  map[string]eventstore.Revision
+}
+
+// catalogueStreams are the streams Catalogues folds.
+var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.SLAStream}
+
+// IsCatalogueStream reports whether stream holds reference data.
+func IsCatalogueStream(stream string) bool {
+	for _, s := range catalogueStreams {
+		if s == stream {
+			return true
+		}
+	}
+	return false
+}
+
+// LoadCatalogues reads every catalogue stream.
+func LoadCatalogues(ctx context.Context, store eventstore.Store) (*Catalogues, error) {
+	c := &Catalogues{settings: domain.NewSettingsState(), revisions: make(map[string]eventstore.Revision)}
+	for _, stream := range catalogueStreams {
+		if err := c.reload(ctx, store, stream); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// reload replaces one catalogue with the stream's current content.
+func (c *Catalogues) reload(ctx context.Context, store eventstore.Store, stream string) error {
+	events, rev, err := loadStream(ctx, store, stream)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch stream {
+	case domain.TicketTypesStream:
+		c.types = domain.Catalogue{}
+	case domain.TicketPrioritiesStream:
+		c.priorities = domain.Catalogue{}
+	case domain.SupportSettingsStream:
+		c.settings = domain.NewSettingsState()
+	case domain.SLAStream:
+		c.slas = domain.SLACatalogue{}
+	}
+	for _, e := range events {
+		c.applyLocked(e)
+	}
+	c.revisions[stream] = rev
+	return nil
+}
+
+// Apply folds an event read from the store (for example by a subscription) if it is
+// the next one of its catalogue; others are ignored, so replays are harmless.
+func (c *Catalogues) Apply(rec eventstore.RecordedEvent) error {
+	if !IsCatalogueStream(rec.Stream) {
+		return nil
+	}
+	e, err := domain.DecodeEvent(rec.Data)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Sequence == c.versionLocked(rec.Stream)+1 {
+		c.applyLocked(e)
+		c.revisions[rec.Stream] = rec.Revision
+	}
+	return nil
+}
+
+func (c *Catalogues) versionLocked(stream string) uint64 {
+	switch stream {
+	case domain.TicketTypesStream:
+		return c.types.Version
+	case domain.TicketPrioritiesStream:
+		return c.priorities.Version
+	case domain.SupportSettingsStream:
+		return c.settings.Version
+	case domain.SLAStream:
+		return c.slas.Version
+	}
+	return 0
+}
+
+func (c *Catalogues) applyLocked(e domain.Event) {
+	switch e.Stream {
+	case domain.TicketTypesStream:
+		domain.EvolveCatalogue(&c.types, e)
+	case domain.TicketPrioritiesStream:
+		domain.EvolveCatalogue(&c.priorities, e)
+	case domain.SupportSettingsStream:
+		domain.EvolveSettings(c.settings, e)
+	case domain.SLAStream:
+		domain.EvolveSLACatalogue(&c.slas, e)
+	}
+}
+
+// snapshot is an immutable view implementing domain.Reference. The catalogue slices
+// are never mutated in place (Evolve functions clone), so sharing them is safe.
+type snapshot struct {
+	types, priorities []domain.NamedEntry
+	settings          domain.SupportSettings
+	slas              []domain.VersionedSLA
+}
+
+func (s snapshot) PriorityExists(name string) bool   { return hasName(s.priorities, name) }
+func (s snapshot) TicketTypeExists(name string) bool { return hasName(s.types, name) }
+func (s snapshot) Settings() domain.SupportSettings  { return s.settings }
+func (s snapshot) SLAs() []domain.VersionedSLA       { return s.slas }
+
+func hasName(entries []domain.NamedEntry, name string) bool {
+	for _, e := range entries {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Reference returns a consistent snapshot for one decision.
+func (c *Catalogues) Reference() domain.Reference {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return snapshot{types: c.types.Entries, priorities: c.priorities.Entries, settings: c.settings.Settings, slas: c.slas.Current}
+}
+
+// LookupSLA resolves a recorded SLA version.
+func (c *Catalogues) LookupSLA(name string, version int) (*domain.SLA, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.slas.Lookup(name, version)
+}
+
+// TicketTypes, TicketPriorities, Settings and SLAs list the current reference data.
+func (c *Catalogues) TicketTypes() []domain.NamedEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.types.Entries
+}
+
+func (c *Catalogues) TicketPriorities() []domain.NamedEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.priorities.Entries
+}
+
+func (c *Catalogues) Settings() domain.SupportSettings {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.settings.Settings
+}
+
+func (c *Catalogues) SLAs() []domain.VersionedSLA {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.slas.Current
+}
+
+// decideAndAppend runs one catalogue decision with optimistic concurrency: on a
+// conflict (another process wrote the catalogue) it reloads and decides again.
+func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store, stream string, meta domain.Metadata, decide func() ([]domain.Payload, error)) ([]domain.Event, error) {
+	for attempt := 0; ; attempt++ {
+		c.mu.RLock()
+		version, rev := c.versionLocked(stream), c.revisions[stream]
+		prevHash := c.lastHashLocked(stream)
+		c.mu.RUnlock()
+		payloads, err := decide()
+		if err != nil || len(payloads) == 0 {
+			return nil, err
+		}
+		events, err := domain.NewEvents(stream, version, prevHash, meta, func(i int) string {
+			return DeriveID(meta.CommandID, stream, fmt.Sprint(version+uint64(i)))
+		}, payloads)
+		if err != nil {
+			return nil, err
+		}
+		data, err := encode(events)
+		if err != nil {
+			return nil, err
+		}
+		res, err := store.Append(ctx, stream, rev, data)
+		switch {
+		case err == nil:
+			c.mu.Lock()
+			if c.versionLocked(stream) == version {
+				for _, e := range events {
+					c.applyLocked(e)
+				}
+				c.revisions[stream] = res.Revision
+			}
+			c.mu.Unlock()
+			return events, nil
+		case (errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrDuplicate)) && attempt < maxAttempts:
+			if err := c.reload(ctx, store, stream); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, mapStoreError(err)
+		}
+	}
+}
+
+func (c *Catalogues) lastHashLocked(stream string) string {
+	switch stream {
+	case domain.TicketTypesStream:
+		return c.types.LastHash
+	case domain.TicketPrioritiesStream:
+		return c.priorities.LastHash
+	case domain.SupportSettingsStream:
+		return c.settings.LastHash
+	case domain.SLAStream:
+		return c.slas.LastHash
+	}
+	return ""
+}

@@ -1,0 +1,57 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/eventstore"
+)
+
+// idNamespace scopes the name-based UUIDs derived from command IDs.
+var idNamespace = uuid.MustParse("5f6b2c1e-8d3a-4e7b-9c0d-1a2b3c4d5e6f")
+
+// DeriveID is a stable UUID for a purpose within a command: a retried command derives
+// the same ticket IDs and event IDs, which is what makes retries idempotent end to end.
+func DeriveID(commandID string, purpose ...string) string {
+	name := commandID
+	for _, p := range purpose {
+		name += "\x00" + p
+	}
+	return uuid.NewSHA1(idNamespace, []byte(name)).String()
+}
+
+// encode turns envelopes into store records.
+func encode(events []domain.Event) ([]eventstore.EventData, error) {
+	data := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		b, err := e.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", e.Type, err)
+		}
+		data[i] = eventstore.EventData{ID: e.ID, Type: e.Type, Data: b}
+	}
+	return data, nil
+}
+
+// loadStream reads and decodes a whole stream. The revision is the store's token for
+// the stream's last event (NoStream when empty).
+func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]domain.Event, eventstore.Revision, error) {
+	recs, err := store.ReadStream(ctx, stream)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	events := make([]domain.Event, len(recs))
+	for i, r := range recs {
+		if events[i], err = domain.DecodeEvent(r.Data); err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+		}
+	}
+	rev := eventstore.NoStream
+	if n := len(recs); n > 0 {
+		rev = recs[n-1].Revision
+	}
+	return events, rev, nil
+}

@@ -1,0 +1,370 @@
+// Package commands holds the application handlers: load an aggregate, decide, append
+// with optimistic concurrency. Transports (HTTP, NATS, CLI) call these handlers and
+// nothing else writes events.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/eventstore"
+)
+
+// maxAttempts bounds how often a command is decided again after a concurrency
+// conflict before the conflict is returned to the caller.
+const maxAttempts = 8
+
+// Meta is what a transport knows of the command it forwards.
+type Meta struct {
+	CommandID     string // idempotency key; generated when empty
+	Actor         string
+	CorrelationID string
+	CausationID   string
+	// ExpectedVersion, when set, refuses the command unless the ticket is at that
+	// version (HTTP If-Match).
+	ExpectedVersion *uint64
+}
+
+// Result is the answer to an accepted command.
+type Result struct {
+	TicketID string `json:"id"`
+	Number   string `json:"number"`
+	Version  uint64 `json:"version"`
+	// Position is the global position the projections must reach to show the command's
+	// effect (read-your-writes).
+	Position uint64 `json:"position"`
+	// Duplicate is true when the command had already been applied and nothing was added.
+	Duplicate bool           `json:"duplicate,omitempty"`
+	Events    []domain.Event `json:"-"`
+}
+
+// VersionMismatchError is returned when Meta.ExpectedVersion does not match; it wraps
+// domain.ErrConflict.
+type VersionMismatchError struct {
+	Expected, Actual uint64
+}
+
+func (e *VersionMismatchError) Error() string {
+	return fmt.Sprintf("ticket is at version %d, not %d", e.Actual, e.Expected)
+}
+
+func (e *VersionMismatchError) Unwrap() error { return domain.ErrConflict }
+
+// Options tune a Handler.
+type Options struct {
+	Clock       func() time.Time // defaults to time.Now
+	CacheSize   int              // ticket states kept in memory (default 200000)
+	NumberBlock uint64           // ticket numbers reserved at a time (default 20)
+	Owner       string           // this process's name in number reservations
+	Logger      *slog.Logger
+}
+
+// Handler executes commands.
+type Handler struct {
+	store   eventstore.Store
+	ref     *Catalogues
+	numbers *Numbers
+	cache   *stateCache
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// NewHandler wires a handler to a store; it loads the reference data.
+func NewHandler(ctx context.Context, store eventstore.Store, opts Options) (*Handler, error) {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 200_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ref, err := LoadCatalogues(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{
+		store:   store,
+		ref:     ref,
+		numbers: NewNumbers(store, opts.NumberBlock, opts.Owner),
+		cache:   newStateCache(opts.CacheSize),
+		now:     opts.Clock,
+		log:     opts.Logger,
+	}, nil
+}
+
+// Catalogues gives access to the reference data the handler decides with.
+func (h *Handler) Catalogues() *Catalogues { return h.ref }
+
+// Store is the event store the handler writes to.
+func (h *Handler) Store() eventstore.Store { return h.store }
+
+// CreateTicket opens a ticket. Its ID derives from the command ID unless given, so a
+// retried creation finds the ticket it created the first time.
+func (h *Handler) CreateTicket(ctx context.Context, cmd domain.CreateTicket, meta Meta) (Result, error) {
+	meta = h.withDefaults(meta)
+	if cmd.TicketID == "" {
+		cmd.TicketID = DeriveID(meta.CommandID, "ticket")
+	} else if _, err := uuid.Parse(cmd.TicketID); err != nil {
+		return Result{}, domain.Invalid("ticket_id", "must be a UUID")
+	}
+	if cmd.OpeningMessageID == "" {
+		cmd.OpeningMessageID = DeriveID(meta.CommandID, "opening-message")
+	}
+	return h.execute(ctx, cmd.TicketID, cmd, meta)
+}
+
+// Execute runs a command on an existing ticket.
+func (h *Handler) Execute(ctx context.Context, ticketID string, cmd domain.TicketCommand, meta Meta) (Result, error) {
+	if _, err := uuid.Parse(ticketID); err != nil {
+		return Result{}, fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	}
+	meta = h.withDefaults(meta)
+	switch c := cmd.(type) {
+	case domain.CreateTicket:
+		c.TicketID = ticketID
+		return h.CreateTicket(ctx, c, meta)
+	case domain.SplitTicket:
+		return h.split(ctx, ticketID, c, meta)
+	case domain.ReceiveCustomerMessage:
+		if c.MessageID == "" {
+			c.MessageID = DeriveID(meta.CommandID, "message")
+		}
+		cmd = c
+	case domain.SendReply:
+		if c.MessageID == "" {
+			c.MessageID = DeriveID(meta.CommandID, "message")
+		}
+		cmd = c
+	case domain.AddComment:
+		if c.CommentID == "" {
+			c.CommentID = DeriveID(meta.CommandID, "comment")
+		}
+		cmd = c
+	}
+	return h.execute(ctx, ticketID, cmd, meta)
+}
+
+func (h *Handler) withDefaults(meta Meta) Meta {
+	if meta.CommandID == "" {
+		meta.CommandID = uuid.NewString()
+	}
+	if meta.CorrelationID == "" {
+		meta.CorrelationID = meta.CommandID
+	}
+	if meta.Actor == "" {
+		meta.Actor = "system"
+	}
+	return meta
+}
+
+// execute is the load-decide-append loop. The ticket's state stays cached between
+// commands; a stale cache is caught by the store's revision check and reloaded.
+func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.TicketCommand, meta Meta) (Result, error) {
+	stream := domain.TicketStream(ticketID)
+	entry := h.cache.entry(ticketID)
+	entry.mu.Lock()
+	defer entry.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		if !entry.loaded {
+			if err := h.load(ctx, stream, entry); err != nil {
+				return Result{}, err
+			}
+		}
+		t := &entry.state
+		if v, ok := t.Commands[meta.CommandID]; ok {
+			pos, err := h.store.LastPosition(ctx)
+			if err != nil {
+				return Result{}, mapStoreError(err)
+			}
+			return Result{TicketID: ticketID, Number: t.Number, Version: v, Position: pos, Duplicate: true}, nil
+		}
+		if meta.ExpectedVersion != nil && *meta.ExpectedVersion != t.Version {
+			return Result{}, &VersionMismatchError{Expected: *meta.ExpectedVersion, Actual: t.Version}
+		}
+		now := h.now()
+		decision := domain.Decision{Now: now, Ref: h.ref.Reference()}
+		payloads, err := h.decide(ctx, t, cmd, decision)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", cmd.CommandName(), err)
+		}
+		dm := domain.Metadata{CommandID: meta.CommandID, Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, At: now}
+		events, err := domain.NewEvents(stream, t.Version, t.LastHash, dm, func(i int) string {
+			return DeriveID(meta.CommandID, stream, fmt.Sprint(i))
+		}, payloads)
+		if err != nil {
+			return Result{}, err
+		}
+		data, err := encode(events)
+		if err != nil {
+			return Result{}, err
+		}
+		res, err := h.store.Append(ctx, stream, entry.revision, data)
+		if err == nil {
+			for _, e := range events {
+				domain.EvolveTicket(t, e)
+			}
+			entry.revision = res.Revision
+			return Result{TicketID: ticketID, Number: t.Number, Version: t.Version, Position: res.LastPosition, Events: events}, nil
+		}
+		if (errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrDuplicate)) && attempt < maxAttempts {
+			// Someone else wrote (or our earlier attempt did): decide again on fresh state.
+			entry.loaded = false
+			continue
+		}
+		entry.loaded = false
+		return Result{}, fmt.Errorf("%s: %w", cmd.CommandName(), mapStoreError(err))
+	}
+}
+
+// decide runs the decider; a creation takes its ticket number only once the command
+// is known to be valid, so refused commands do not consume numbers.
+func (h *Handler) decide(ctx context.Context, t *domain.Ticket, cmd domain.TicketCommand, d domain.Decision) ([]domain.Payload, error) {
+	const pending = "pending"
+	switch c := cmd.(type) {
+	case domain.CreateTicket:
+		if c.Number != "" {
+			break
+		}
+		c.Number = pending
+		if _, err := domain.DecideTicket(t, c, d); err != nil {
+			return nil, err
+		}
+		n, err := h.numbers.Next(ctx, d.Now)
+		if err != nil {
+			return nil, err
+		}
+		c.Number = n
+		cmd = c
+	case domain.SplitTicket:
+		if c.NewNumber != "" {
+			break
+		}
+		c.NewNumber = pending
+		if _, err := domain.DecideTicket(t, c, d); err != nil {
+			return nil, err
+		}
+		n, err := h.numbers.Next(ctx, d.Now)
+		if err != nil {
+			return nil, err
+		}
+		c.NewNumber = n
+		cmd = c
+	}
+	return domain.DecideTicket(t, cmd, d)
+}
+
+func (h *Handler) load(ctx context.Context, stream string, entry *cacheEntry) error {
+	events, rev, err := loadStream(ctx, h.store, stream)
+	if err != nil {
+		return mapStoreError(err)
+	}
+	entry.state = domain.Ticket{}
+	for _, e := range events {
+		domain.EvolveTicket(&entry.state, e)
+	}
+	entry.revision, entry.loaded = rev, true
+	return nil
+}
+
+// LoadTicket returns the decision state of a ticket (from the cache when warm).
+func (h *Handler) LoadTicket(ctx context.Context, ticketID string) (domain.Ticket, error) {
+	entry := h.cache.entry(ticketID)
+	entry.mu.Lock()
+	defer entry.mu.Unlock()
+	if !entry.loaded {
+		if err := h.load(ctx, domain.TicketStream(ticketID), entry); err != nil {
+			return domain.Ticket{}, err
+		}
+	}
+	return entry.state, nil
+}
+
+// split moves messages to a new ticket: first the decision on the source ticket
+// (recorded with the new ticket's id and number), then the new ticket's creation. Both
+// steps are idempotent under the command ID, so a retry after a failure between them
+// completes the split.
+func (h *Handler) split(ctx context.Context, sourceID string, cmd domain.SplitTicket, meta Meta) (Result, error) {
+	cmd.NewTicketID = DeriveID(meta.CommandID, "split")
+	if _, err := h.execute(ctx, sourceID, cmd, meta); err != nil {
+		return Result{}, err
+	}
+	events, _, err := loadStream(ctx, h.store, domain.TicketStream(sourceID))
+	if err != nil {
+		return Result{}, mapStoreError(err)
+	}
+	var source domain.Ticket
+	var split *domain.TicketSplit
+	var moved []domain.Message
+	for _, e := range events {
+		if s, ok := e.Payload.(domain.TicketSplit); ok && e.CommandID == meta.CommandID {
+			split = &s
+			moved = collectMessages(events, s.MovedMessages)
+			break
+		}
+		domain.EvolveTicket(&source, e)
+	}
+	if split == nil {
+		return Result{}, fmt.Errorf("split: the split event of command %s is missing", meta.CommandID)
+	}
+	f := source.Fields
+	f.Subject = split.Subject
+	f.Description = ""
+	create := domain.CreateTicket{
+		TicketID:         split.NewTicketID,
+		Number:           split.NewNumber,
+		TicketFieldsData: f,
+		SplitFrom:        &domain.SplitOrigin{TicketID: sourceID, Number: source.Number, FromMessage: split.FromMessage},
+		Messages:         moved,
+	}
+	return h.execute(ctx, split.NewTicketID, create, meta)
+}
+
+// collectMessages copies the content of the given thread messages from a stream.
+func collectMessages(events []domain.Event, ids []string) []domain.Message {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	var out []domain.Message
+	for _, e := range events {
+		at := e.OccurredAt.Format(time.RFC3339Nano)
+		switch p := e.Payload.(type) {
+		case domain.TicketCreated:
+			for _, m := range p.Messages {
+				if want[m.MessageID] {
+					out = append(out, m)
+				}
+			}
+		case domain.CustomerMessageReceived:
+			if want[p.MessageID] {
+				out = append(out, domain.Message{MessageID: p.MessageID, Direction: domain.Incoming, At: at, From: p.From,
+					Subject: p.Subject, Body: p.Body, HTMLBody: p.HTMLBody, Attachments: p.Attachments})
+			}
+		case domain.ReplySent:
+			if want[p.MessageID] {
+				out = append(out, domain.Message{MessageID: p.MessageID, Direction: domain.Outgoing, At: at,
+					Subject: p.Subject, Body: p.Body, HTMLBody: p.HTMLBody, Attachments: p.Attachments})
+			}
+		}
+	}
+	return out
+}
+
+// mapStoreError turns store errors into domain errors where the caller can act on them.
+func mapStoreError(err error) error {
+	switch {
+	case errors.Is(err, eventstore.ErrConflict):
+		return fmt.Errorf("%w: %w", domain.ErrConflict, err)
+	case errors.Is(err, eventstore.ErrInvalid):
+		return fmt.Errorf("%w: %w", domain.ErrValidation, err)
+	}
+	return err
+}

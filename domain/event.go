@@ -1,0 +1,130 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Payload is the data of one kind of event. Type names are stable, dotted, past-tense
+// strings ("ticket.created"), never Go type names, and each has a schema version.
+type Payload interface {
+	EventType() string
+}
+
+// Event is the envelope every stored event has. The envelope is what is hashed and
+// stored; Payload is its decoded Data.
+type Event struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schema_version"`
+	Stream        string          `json:"stream"`
+	Sequence      uint64          `json:"sequence"` // 1-based position in its stream: the aggregate's version
+	OccurredAt    time.Time       `json:"occurred_at"`
+	Actor         string          `json:"actor"`
+	CommandID     string          `json:"command_id,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	CausationID   string          `json:"causation_id,omitempty"`
+	PrevHash      string          `json:"prev_hash"`
+	Hash          string          `json:"hash"`
+	Data          json.RawMessage `json:"data"`
+
+	Payload Payload `json:"-"`
+}
+
+// Metadata is what the handler knows about the command that caused events.
+type Metadata struct {
+	CommandID     string
+	Actor         string
+	CorrelationID string
+	CausationID   string
+	At            time.Time
+}
+
+// NewEvents wraps the payloads decided for one command into envelopes that continue a
+// stream at version after and chain to prevHash. ids supplies the event IDs (the handler
+// derives them from the command ID, so that a retried command produces the same IDs).
+func NewEvents(stream string, after uint64, prevHash string, meta Metadata, ids func(i int) string, payloads []Payload) ([]Event, error) {
+	events := make([]Event, len(payloads))
+	for i, p := range payloads {
+		data, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", p.EventType(), err)
+		}
+		e := Event{
+			ID:            ids(i),
+			Type:          p.EventType(),
+			SchemaVersion: CurrentSchemaVersion(p.EventType()),
+			Stream:        stream,
+			Sequence:      after + uint64(i) + 1,
+			OccurredAt:    meta.At.UTC(),
+			Actor:         meta.Actor,
+			CommandID:     meta.CommandID,
+			CorrelationID: meta.CorrelationID,
+			CausationID:   meta.CausationID,
+			PrevHash:      prevHash,
+			Data:          data,
+			Payload:       p,
+		}
+		e.Hash = e.ComputeHash()
+		prevHash = e.Hash
+		events[i] = e
+	}
+	return events, nil
+}
+
+// ComputeHash is the SHA-256 of the envelope's canonical JSON with an empty hash field.
+// Because the envelope contains prev_hash, every event commits to the whole stream
+// before it: altering, removing or reordering any stored event breaks the chain.
+func (e Event) ComputeHash() string {
+	e.Hash = ""
+	e.Payload = nil
+	b, err := json.Marshal(e)
+	if err != nil {
+		// Marshal of this struct cannot fail once Data is valid JSON, which decoding
+		// and NewEvents guarantee.
+		panic(fmt.Sprintf("hash event %s: %v", e.ID, err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Encode returns the stored form of an event.
+func (e Event) Encode() ([]byte, error) {
+	return json.Marshal(e)
+}
+
+// DecodeEvent parses a stored envelope, upcasts older schema versions and decodes the
+// payload. Unknown types are an error: a store must never hold events nobody can read.
+func DecodeEvent(b []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("decode event envelope: %w", err)
+	}
+	p, err := decodePayload(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return Event{}, fmt.Errorf("decode event %s (%s v%d): %w", e.ID, e.Type, e.SchemaVersion, err)
+	}
+	e.Payload = p
+	return e, nil
+}
+
+// VerifyChain checks that events form an unbroken hash chain from the start of a stream.
+// It returns the index of the first bad event and why, or -1.
+func VerifyChain(events []Event) (int, string) {
+	prev := ""
+	for i, e := range events {
+		switch {
+		case e.Sequence != uint64(i)+1:
+			return i, fmt.Sprintf("sequence %d where %d was expected", e.Sequence, i+1)
+		case e.PrevHash != prev:
+			return i, "prev_hash does not match the previous event's hash"
+		case e.ComputeHash() != e.Hash:
+			return i, "hash does not match the event's content"
+		}
+		prev = e.Hash
+	}
+	return -1, ""
+}

@@ -1,0 +1,198 @@
+package domain
+
+// Ticket event payloads. Each is a fact in the past tense; field names are the JSON
+// schema (documented in docs/events.md). Adding an optional field keeps the schema
+// version; renaming or changing the meaning of a field bumps it and adds an upcaster.
+
+// Channel says how a ticket or a message reached the helpdesk.
+type Channel string
+
+const (
+	ChannelEmail  Channel = "email"
+	ChannelPortal Channel = "portal"
+	ChannelAPI    Channel = "api"
+	ChannelManual Channel = "manual"
+)
+
+// Valid reports whether c is a known channel.
+func (c Channel) Valid() bool {
+	switch c {
+	case ChannelEmail, ChannelPortal, ChannelAPI, ChannelManual:
+		return true
+	}
+	return false
+}
+
+// Attachment references stored content; events never hold the bytes.
+type Attachment struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type,omitempty"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// Direction of a thread message.
+type Direction string
+
+const (
+	Incoming Direction = "incoming" // from the customer
+	Outgoing Direction = "outgoing" // an agent reply
+)
+
+// Message is one message of a ticket's thread as carried by a split.
+type Message struct {
+	MessageID   string       `json:"message_id"`
+	Direction   Direction    `json:"direction"`
+	At          string       `json:"at"` // RFC 3339, when it was originally received or sent
+	From        string       `json:"from,omitempty"`
+	Subject     string       `json:"subject,omitempty"`
+	Body        string       `json:"body,omitempty"`
+	HTMLBody    string       `json:"html_body,omitempty"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// TicketFieldsData are the descriptive fields of a ticket, shared by creation and the
+// condition an SLA is selected by.
+type TicketFieldsData struct {
+	Subject       string  `json:"subject"`
+	Description   string  `json:"description,omitempty"`
+	RaisedBy      string  `json:"raised_by"`
+	Priority      string  `json:"priority,omitempty"`
+	TicketType    string  `json:"ticket_type,omitempty"`
+	Customer      string  `json:"customer,omitempty"`
+	CustomerGroup string  `json:"customer_group,omitempty"`
+	Territory     string  `json:"territory,omitempty"`
+	Contact       string  `json:"contact,omitempty"`
+	Lead          string  `json:"lead,omitempty"`
+	Company       string  `json:"company,omitempty"`
+	Project       string  `json:"project,omitempty"`
+	EmailAccount  string  `json:"email_account,omitempty"`
+	Channel       Channel `json:"channel"`
+	ViaPortal     bool    `json:"via_portal,omitempty"`
+}
+
+// SplitOrigin records where a split ticket came from.
+type SplitOrigin struct {
+	TicketID    string `json:"ticket_id"`
+	Number      string `json:"number"`
+	FromMessage string `json:"from_message"`
+}
+
+type TicketCreated struct {
+	TicketID string `json:"ticket_id"`
+	Number   string `json:"number"`
+	TicketFieldsData
+	// OpeningMessageID identifies the opening customer message (the description).
+	OpeningMessageID string       `json:"opening_message_id"`
+	Attachments      []Attachment `json:"attachments,omitempty"`
+	SplitFrom        *SplitOrigin `json:"split_from,omitempty"`
+	// Messages are the thread messages a split moved here, in thread order.
+	Messages []Message `json:"messages,omitempty"`
+}
+
+type CustomerMessageReceived struct {
+	MessageID   string       `json:"message_id"`
+	Channel     Channel      `json:"channel"`
+	From        string       `json:"from"`
+	Subject     string       `json:"subject,omitempty"`
+	Body        string       `json:"body"`
+	HTMLBody    string       `json:"html_body,omitempty"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Reopened is true when the message moved a Resolved or Closed ticket back to Open.
+	Reopened bool `json:"reopened,omitempty"`
+}
+
+type ReplySent struct {
+	MessageID   string       `json:"message_id"`
+	To          []string     `json:"to,omitempty"`
+	CC          []string     `json:"cc,omitempty"`
+	Subject     string       `json:"subject,omitempty"`
+	Body        string       `json:"body"`
+	HTMLBody    string       `json:"html_body,omitempty"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+type CommentAdded struct {
+	CommentID string `json:"comment_id"`
+	Body      string `json:"body"`
+}
+
+type PutOnHold struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+type TicketResolved struct {
+	ResolutionDetails string `json:"resolution_details,omitempty"`
+}
+
+type TicketClosed struct {
+	Automatic bool   `json:"automatic,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+type TicketReopened struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// TicketSplit is recorded on the source ticket: messages from FromMessage on moved to
+// the new ticket.
+type TicketSplit struct {
+	NewTicketID   string   `json:"new_ticket_id"`
+	NewNumber     string   `json:"new_number"`
+	FromMessage   string   `json:"from_message"`
+	MovedMessages []string `json:"moved_messages"`
+	Subject       string   `json:"subject"`
+}
+
+type PriorityChanged struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+type TypeChanged struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+type TicketAssigned struct {
+	Assignee string `json:"assignee"`
+}
+
+type TicketUnassigned struct {
+	Assignee string `json:"assignee"`
+}
+
+// SLAApplied records the SLA selection made at creation or on a priority or type
+// change: the SLA's name and version (so a later edit never rewrites history) and the
+// priority its targets are taken from.
+type SLAApplied struct {
+	SLA        string `json:"sla"` // empty: no SLA applies
+	SLAVersion int    `json:"sla_version,omitempty"`
+	Priority   string `json:"priority"`
+	Reason     string `json:"reason"` // created, priority_changed, type_changed
+}
+
+// SLAReset restarts the SLA clock at the event's occurred_at and records the new
+// selection.
+type SLAReset struct {
+	Reason     string `json:"reason"`
+	SLA        string `json:"sla"`
+	SLAVersion int    `json:"sla_version,omitempty"`
+	Priority   string `json:"priority"`
+}
+
+func (TicketCreated) EventType() string           { return "ticket.created" }
+func (CustomerMessageReceived) EventType() string { return "ticket.customer_message_received" }
+func (ReplySent) EventType() string               { return "ticket.reply_sent" }
+func (CommentAdded) EventType() string            { return "ticket.comment_added" }
+func (PutOnHold) EventType() string               { return "ticket.put_on_hold" }
+func (TicketResolved) EventType() string          { return "ticket.resolved" }
+func (TicketClosed) EventType() string            { return "ticket.closed" }
+func (TicketReopened) EventType() string          { return "ticket.reopened" }
+func (TicketSplit) EventType() string             { return "ticket.split" }
+func (PriorityChanged) EventType() string         { return "ticket.priority_changed" }
+func (TypeChanged) EventType() string             { return "ticket.type_changed" }
+func (TicketAssigned) EventType() string          { return "ticket.assigned" }
+func (TicketUnassigned) EventType() string        { return "ticket.unassigned" }
+func (SLAApplied) EventType() string              { return "ticket.sla_applied" }
+func (SLAReset) EventType() string                { return "ticket.sla_reset" }

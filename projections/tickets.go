@@ -1,0 +1,228 @@
+// Package projections holds the read models derived from events. Each is a
+// deterministic fold: the same events give the same state, live or rebuilt.
+package projections
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ticketcore/ticketcore/domain"
+)
+
+// Projection is a read model fed by the Runner.
+type Projection interface {
+	Name() string
+	// Apply folds one event stored at global position pos. Positions at or below the
+	// projection's checkpoint are ignored, which makes redelivery harmless.
+	Apply(e domain.Event, pos uint64) error
+	// Position is the checkpoint: the last global position applied.
+	Position() uint64
+	// Reset empties the model (before a rebuild).
+	Reset()
+}
+
+// Tickets is the ticket read model: every ticket with its thread, comments and SLA
+// metrics, plus the SLA versions tickets name (folded from the SLA catalogue stream).
+type Tickets struct {
+	mu       sync.RWMutex
+	pos      uint64
+	byID     map[string]*TicketState
+	order    []*TicketState // creation order
+	slas     domain.SLACatalogue
+	byNumber map[string]*TicketState
+}
+
+// NewTickets returns an empty model.
+func NewTickets() *Tickets {
+	t := &Tickets{}
+	t.Reset()
+	return t
+}
+
+func (m *Tickets) Name() string { return "tickets" }
+
+func (m *Tickets) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos = 0
+	m.byID = make(map[string]*TicketState)
+	m.byNumber = make(map[string]*TicketState)
+	m.order = nil
+	m.slas = domain.SLACatalogue{}
+}
+
+func (m *Tickets) Position() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.pos
+}
+
+func (m *Tickets) Apply(e domain.Event, pos uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pos <= m.pos {
+		return nil
+	}
+	m.pos = pos
+	if e.Stream == domain.SLAStream {
+		domain.EvolveSLACatalogue(&m.slas, e)
+		return nil
+	}
+	id := domain.TicketIDFromStream(e.Stream)
+	if id == "" {
+		return nil
+	}
+	t := m.byID[id]
+	if t == nil {
+		if _, ok := e.Payload.(domain.TicketCreated); !ok {
+			return nil
+		}
+		t = &TicketState{}
+		m.byID[id] = t
+		m.order = append(m.order, t)
+	}
+	t.Apply(e, m.slas.Lookup)
+	if t.Number != "" {
+		m.byNumber[t.Number] = t
+	}
+	return nil
+}
+
+// LookupSLA resolves an SLA version the model has seen.
+func (m *Tickets) LookupSLA(name string, version int) (*domain.SLA, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.slas.Lookup(name, version)
+}
+
+// Get returns the view of one ticket (by id or number) at instant at.
+func (m *Tickets) Get(idOrNumber string, at time.Time) (TicketView, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t := m.byID[idOrNumber]
+	if t == nil {
+		t = m.byNumber[idOrNumber]
+	}
+	if t == nil {
+		return TicketView{}, false
+	}
+	return t.View(at, true), true
+}
+
+// Filter selects tickets in a list. Empty fields do not filter.
+type Filter struct {
+	Status, Priority, TicketType, Customer, Contact, Lead, Company, Project string
+	EmailAccount, Assignee, RaisedBy, Channel, SLA, AgreementStatus         string
+	Breached                                                                *bool     // agreement status Failed (true) or not (false)
+	DueBefore                                                               time.Time // response_by or resolution_by before this instant
+	Limit                                                                   int       // default 50, at most 1000
+	Offset                                                                  int
+	NewestFirst                                                             bool
+}
+
+// Page is one page of a list.
+type Page struct {
+	Tickets []TicketView `json:"tickets"`
+	Total   int          `json:"total"`
+	Offset  int          `json:"offset"`
+	Limit   int          `json:"limit"`
+}
+
+// List returns the tickets matching f, evaluated at instant at, in creation order.
+func (m *Tickets) List(f Filter, at time.Time) Page {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	f.Limit = min(f.Limit, 1000)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	page := Page{Tickets: []TicketView{}, Offset: f.Offset, Limit: f.Limit}
+	n := len(m.order)
+	for i := range n {
+		t := m.order[i]
+		if f.NewestFirst {
+			t = m.order[n-1-i]
+		}
+		if !f.matches(t, at) {
+			continue
+		}
+		if page.Total >= f.Offset && len(page.Tickets) < f.Limit {
+			page.Tickets = append(page.Tickets, t.View(at, false))
+		}
+		page.Total++
+	}
+	return page
+}
+
+func (f *Filter) matches(t *TicketState, at time.Time) bool {
+	fields := t.Fields
+	eq := func(want, have string) bool { return want == "" || want == have }
+	if !eq(f.Status, string(t.Metrics.Status)) || !eq(f.Priority, t.Fields.Priority) || !eq(f.TicketType, fields.TicketType) ||
+		!eq(f.Customer, fields.Customer) || !eq(f.Contact, fields.Contact) || !eq(f.Lead, fields.Lead) ||
+		!eq(f.Company, fields.Company) || !eq(f.Project, fields.Project) || !eq(f.EmailAccount, fields.EmailAccount) ||
+		!eq(f.Channel, string(fields.Channel)) || !eq(f.SLA, t.Metrics.SLAName) ||
+		(f.RaisedBy != "" && !strings.EqualFold(f.RaisedBy, fields.RaisedBy)) {
+		return false
+	}
+	if f.Assignee != "" && !contains(t.Assignees, f.Assignee) {
+		return false
+	}
+	if f.AgreementStatus != "" || f.Breached != nil {
+		status := t.Metrics.AgreementStatus(at)
+		if !eq(f.AgreementStatus, status) || (f.Breached != nil && *f.Breached != (status == domain.AgreementFailed)) {
+			return false
+		}
+	}
+	if !f.DueBefore.IsZero() {
+		m := &t.Metrics
+		due := (m.FirstRespondedOn.IsZero() && !m.ResponseBy.IsZero() && m.ResponseBy.Before(f.DueBefore)) ||
+			(m.ResolutionDate.IsZero() && !m.ResolutionByNow().IsZero() && m.ResolutionByNow().Before(f.DueBefore))
+		if !due {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TicketsUsing counts tickets whose field ("ticket_type" or "priority") is name.
+func (m *Tickets) TicketsUsing(field, name string) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for _, t := range m.order {
+		if (field == "ticket_type" && t.Fields.TicketType == name) || (field == "priority" && t.Fields.Priority == name) {
+			n++
+		}
+	}
+	return n
+}
+
+// Count is the number of tickets.
+func (m *Tickets) Count() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.order)
+}
+
+// Snapshot returns every ticket's view at instant at, sorted by id (for comparisons).
+func (m *Tickets) Snapshot(at time.Time) []TicketView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]TicketView, 0, len(m.order))
+	for _, t := range m.order {
+		out = append(out, t.View(at, true))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
