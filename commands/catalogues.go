@@ -71,23 +71,19 @@ func (c *Catalogues) reload(ctx context.Context, store eventstore.Store, stream 
 	return nil
 }
 
-// Apply folds an event read from the store (for example by a subscription) if it is
-// the next one of its catalogue; others are ignored, so replays are harmless.
-func (c *Catalogues) Apply(rec eventstore.RecordedEvent) error {
-	if !IsCatalogueStream(rec.Stream) {
-		return nil
-	}
-	e, err := domain.DecodeEvent(rec.Data)
-	if err != nil {
-		return err
+// Apply folds an event another process wrote (fed by the projection runner) if it is
+// the next one of its catalogue; others are ignored, so replays are harmless. The
+// stream's revision is left as it was: the next write here then meets a conflict,
+// reloads, and decides again, which is what a stale revision is for.
+func (c *Catalogues) Apply(e domain.Event) {
+	if !IsCatalogueStream(e.Stream) {
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Sequence == c.versionLocked(rec.Stream)+1 {
+	if e.Sequence == c.versionLocked(e.Stream)+1 {
 		c.applyLocked(e)
-		c.revisions[rec.Stream] = rec.Revision
 	}
-	return nil
 }
 
 func (c *Catalogues) versionLocked(stream string) uint64 {

@@ -368,3 +368,15 @@ func mapStoreError(err error) error {
 	}
 	return err
 }
+
+// TicketEvents reads a ticket's whole history from the store.
+func (h *Handler) TicketEvents(ctx context.Context, ticketID string) ([]domain.Event, error) {
+	if _, err := uuid.Parse(ticketID); err != nil {
+		return nil, fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	}
+	events, _, err := loadStream(ctx, h.store, domain.TicketStream(ticketID))
+	if err != nil {
+		return nil, mapStoreError(err)
+	}
+	return events, nil
+}

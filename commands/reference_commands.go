@@ -72,7 +72,10 @@ func (h *Handler) RemoveSLA(ctx context.Context, name string, meta Meta) ([]doma
 // SeedDefaults creates the default priorities on a new store. Several processes may
 // race to do it: the store's NoStream check lets exactly one win.
 func (h *Handler) SeedDefaults(ctx context.Context) error {
-	if len(h.ref.TicketPriorities()) > 0 || h.ref.revisions[domain.TicketPrioritiesStream] != eventstore.NoStream {
+	h.ref.mu.RLock()
+	seeded := h.ref.priorities.Version > 0
+	h.ref.mu.RUnlock()
+	if seeded {
 		return nil
 	}
 	payloads := make([]domain.Payload, len(domain.DefaultPriorities))

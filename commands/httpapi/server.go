@@ -1,0 +1,550 @@
+// Package httpapi is the HTTP/JSON transport: it decodes requests into commands for
+// the handlers and serves the read models. Errors leave as application/problem+json.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ticketcore/ticketcore/commands"
+	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/projections"
+)
+
+// MaxBodyBytes bounds a request body: the largest message body the domain accepts
+// (1 MiB) plus room for the other fields.
+const MaxBodyBytes = 2 << 20
+
+// readWaitTimeout bounds how long a request waits for the projections to show a write.
+const readWaitTimeout = 5 * time.Second
+
+// Server serves the API.
+type Server struct {
+	Handler *commands.Handler
+	Tickets *projections.Tickets
+	Runner  *projections.Runner
+	Clock   func() time.Time
+	Log     *slog.Logger
+}
+
+// Routes returns the HTTP handler of the API.
+func (s *Server) Routes() http.Handler {
+	if s.Clock == nil {
+		s.Clock = time.Now
+	}
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "position": s.Runner.Position()})
+	})
+	mux.HandleFunc("POST /v1/tickets", s.handle(s.createTicket))
+	mux.HandleFunc("GET /v1/tickets", s.handle(s.listTickets))
+	mux.HandleFunc("GET /v1/tickets/{id}", s.handle(s.getTicket))
+	mux.HandleFunc("GET /v1/tickets/{id}/events", s.handle(s.ticketEvents))
+	for path, decode := range ticketCommands {
+		mux.HandleFunc("POST /v1/tickets/{id}/"+path, s.handle(s.ticketCommand(decode)))
+	}
+	mux.HandleFunc("GET /v1/ticket-types", s.handle(s.listCatalogue(false)))
+	mux.HandleFunc("POST /v1/ticket-types", s.handle(s.changeCatalogue(false, "create")))
+	mux.HandleFunc("PATCH /v1/ticket-types/{name}", s.handle(s.changeCatalogue(false, "update")))
+	mux.HandleFunc("DELETE /v1/ticket-types/{name}", s.handle(s.changeCatalogue(false, "remove")))
+	mux.HandleFunc("GET /v1/ticket-priorities", s.handle(s.listCatalogue(true)))
+	mux.HandleFunc("POST /v1/ticket-priorities", s.handle(s.changeCatalogue(true, "create")))
+	mux.HandleFunc("PATCH /v1/ticket-priorities/{name}", s.handle(s.changeCatalogue(true, "update")))
+	mux.HandleFunc("DELETE /v1/ticket-priorities/{name}", s.handle(s.changeCatalogue(true, "remove")))
+	mux.HandleFunc("GET /v1/settings", s.handle(s.getSettings))
+	mux.HandleFunc("PUT /v1/settings", s.handle(s.putSettings))
+	mux.HandleFunc("GET /v1/slas", s.handle(s.listSLAs))
+	mux.HandleFunc("POST /v1/slas", s.handle(s.saveSLA))
+	mux.HandleFunc("DELETE /v1/slas/{name}", s.handle(s.removeSLA))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+// handle adapts an endpoint that returns an error to net/http, mapping the error once.
+func (s *Server) handle(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			p := problemFor(err)
+			if p.Status >= 500 {
+				s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeProblem(w, r, p)
+		}
+	}
+}
+
+// decodeBody reads a JSON body strictly: JSON content type, size limit, no unknown
+// fields, exactly one value.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return &requestError{http.StatusUnsupportedMediaType, ProblemMediaType, "the body must be application/json"}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return &requestError{http.StatusRequestEntityTooLarge, ProblemTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)}
+		}
+		return &requestError{http.StatusBadRequest, ProblemMalformed, "cannot read the body: " + err.Error()}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &requestError{http.StatusBadRequest, ProblemMalformed, "malformed JSON body: " + err.Error()}
+	}
+	if dec.More() {
+		return &requestError{http.StatusBadRequest, ProblemMalformed, "malformed JSON body: more than one value"}
+	}
+	return nil
+}
+
+// meta builds command metadata from the request headers.
+func meta(r *http.Request) (commands.Meta, error) {
+	m := commands.Meta{
+		Actor:         r.Header.Get("X-Actor"),
+		CorrelationID: r.Header.Get("X-Correlation-ID"),
+		CausationID:   r.Header.Get("X-Causation-ID"),
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > 255 {
+			return m, &requestError{http.StatusBadRequest, ProblemMalformed, "Idempotency-Key is longer than 255 characters"}
+		}
+		// Scoped by path so that one key reused on two different endpoints is two commands.
+		m.CommandID = commands.DeriveID("http-idempotency-key", r.URL.Path, key)
+	}
+	if im := r.Header.Get("If-Match"); im != "" {
+		v, err := strconv.ParseUint(strings.Trim(strings.TrimPrefix(im, "W/"), `"`), 10, 64)
+		if err != nil {
+			return m, &requestError{http.StatusBadRequest, ProblemMalformed, "If-Match must be a ticket version, e.g. \"3\""}
+		}
+		m.ExpectedVersion = &v
+	}
+	return m, nil
+}
+
+// waitFor lets a read see the caller's own writes.
+func (s *Server) waitFor(ctx context.Context, pos uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, readWaitTimeout)
+	defer cancel()
+	if err := s.Runner.WaitFor(ctx, pos); err != nil {
+		return &requestError{http.StatusServiceUnavailable, ProblemUnavailable, fmt.Sprintf("the read model has not reached position %d yet", pos)}
+	}
+	return nil
+}
+
+// respondTicket answers a command with the ticket as the command left it.
+func (s *Server) respondTicket(w http.ResponseWriter, r *http.Request, status int, res commands.Result) error {
+	if err := s.waitFor(r.Context(), res.Position); err != nil {
+		return err
+	}
+	view, ok := s.Tickets.Get(res.TicketID, s.Clock())
+	if !ok {
+		return fmt.Errorf("ticket %s: %w", res.TicketID, domain.ErrNotFound)
+	}
+	setVersionHeaders(w, view.Version, res.Position)
+	if res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, status, view)
+	return nil
+}
+
+func setVersionHeaders(w http.ResponseWriter, version, position uint64) {
+	w.Header().Set("ETag", fmt.Sprintf("%q", strconv.FormatUint(version, 10)))
+	if position > 0 {
+		w.Header().Set("X-Event-Position", strconv.FormatUint(position, 10))
+	}
+}
+
+// createRequest is the body of POST /v1/tickets.
+type createRequest struct {
+	domain.TicketFieldsData
+	Attachments []domain.Attachment `json:"attachments,omitempty"`
+}
+
+func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) error {
+	var req createRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	if req.Channel == "" {
+		req.Channel = domain.ChannelAPI
+	}
+	res, err := s.Handler.CreateTicket(r.Context(), domain.CreateTicket{TicketFieldsData: req.TicketFieldsData, Attachments: req.Attachments}, m)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tickets/"+res.TicketID)
+	status := http.StatusCreated
+	if res.Duplicate {
+		status = http.StatusOK
+	}
+	return s.respondTicket(w, r, status, res)
+}
+
+// ticketCommands maps each command endpoint to the decoding of its body.
+var ticketCommands = map[string]func(w http.ResponseWriter, r *http.Request) (domain.TicketCommand, error){
+	"replies":   decodeAs[domain.SendReply],
+	"messages":  decodeAs[domain.ReceiveCustomerMessage],
+	"comments":  decodeAs[domain.AddComment],
+	"hold":      decodeAs[domain.HoldTicket],
+	"resolve":   decodeAs[domain.ResolveTicket],
+	"close":     decodeAs[domain.CloseTicket],
+	"reopen":    decodeAs[domain.ReopenTicket],
+	"split":     decodeAs[domain.SplitTicket],
+	"priority":  decodeAs[domain.ChangePriority],
+	"type":      decodeAs[domain.ChangeType],
+	"assign":    decodeAs[domain.AssignTicket],
+	"unassign":  decodeAs[domain.UnassignTicket],
+	"reset-sla": decodeAs[domain.ResetSLA],
+}
+
+func decodeAs[C domain.TicketCommand](w http.ResponseWriter, r *http.Request) (domain.TicketCommand, error) {
+	var c C
+	if err := decodeBody(w, r, &c); err != nil {
+		return nil, err
+	}
+	if m, ok := any(c).(domain.ReceiveCustomerMessage); ok && m.Channel == "" {
+		m.Channel = domain.ChannelPortal
+		return m, nil
+	}
+	return c, nil
+}
+
+func (s *Server) ticketCommand(decode func(http.ResponseWriter, *http.Request) (domain.TicketCommand, error)) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		cmd, err := decode(w, r)
+		if err != nil {
+			return err
+		}
+		m, err := meta(r)
+		if err != nil {
+			return err
+		}
+		id, err := s.resolveID(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		res, err := s.Handler.Execute(r.Context(), id, cmd, m)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if _, ok := cmd.(domain.SplitTicket); ok {
+			status = http.StatusCreated
+			w.Header().Set("Location", "/v1/tickets/"+res.TicketID)
+		}
+		return s.respondTicket(w, r, status, res)
+	}
+}
+
+// resolveID accepts a ticket id or number.
+func (s *Server) resolveID(idOrNumber string) (string, error) {
+	if strings.HasPrefix(idOrNumber, "TKT-") {
+		v, ok := s.Tickets.Get(idOrNumber, s.Clock())
+		if !ok {
+			return "", fmt.Errorf("ticket %s: %w", idOrNumber, domain.ErrNotFound)
+		}
+		return v.ID, nil
+	}
+	return idOrNumber, nil
+}
+
+// minPosition honours ?min_position= / X-Min-Position: wait until the read model has
+// applied that position (the X-Event-Position a write returned).
+func (s *Server) minPosition(r *http.Request) error {
+	raw := r.URL.Query().Get("min_position")
+	if raw == "" {
+		raw = r.Header.Get("X-Min-Position")
+	}
+	if raw == "" {
+		return nil
+	}
+	pos, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		return &requestError{http.StatusBadRequest, ProblemMalformed, "min_position must be a non-negative integer"}
+	}
+	return s.waitFor(r.Context(), pos)
+}
+
+func parseTime(name, raw string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return time.Time{}, domain.Invalid(name, "must be an RFC 3339 instant, e.g. 2026-01-05T12:00:00Z")
+	}
+	return t, nil
+}
+
+func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) error {
+	if err := s.minPosition(r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if raw := q.Get("as_of"); raw != "" {
+		asOf, err := parseTime("as_of", raw)
+		if err != nil {
+			return err
+		}
+		return s.getTicketAsOf(w, r, asOf)
+	}
+	view, ok := s.Tickets.Get(r.PathValue("id"), s.Clock())
+	if !ok {
+		return fmt.Errorf("ticket %s: %w", r.PathValue("id"), domain.ErrNotFound)
+	}
+	setVersionHeaders(w, view.Version, 0)
+	writeJSON(w, http.StatusOK, view)
+	return nil
+}
+
+// getTicketAsOf replays the ticket's stream up to an instant: the ticket exactly as it
+// stood then, with its agreement status evaluated at that instant.
+func (s *Server) getTicketAsOf(w http.ResponseWriter, r *http.Request, asOf time.Time) error {
+	id, err := s.resolveID(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	events, err := s.Handler.TicketEvents(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	t, ok := projections.FoldTicket(events, asOf, s.Tickets.LookupSLA)
+	if !ok {
+		return fmt.Errorf("ticket %s did not exist at %s: %w", id, asOf.Format(time.RFC3339), domain.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, t.View(asOf, true))
+	return nil
+}
+
+func (s *Server) ticketEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.resolveID(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	events, err := s.Handler.TicketEvents(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("ticket %s: %w", id, domain.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ticket_id": id, "events": events})
+	return nil
+}
+
+func (s *Server) listTickets(w http.ResponseWriter, r *http.Request) error {
+	if err := s.minPosition(r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	known := map[string]bool{"min_position": true, "limit": true, "offset": true, "order": true, "breached": true, "due_before": true, "as_of": true}
+	f := projections.Filter{
+		Status: q.Get("status"), Priority: q.Get("priority"), TicketType: q.Get("ticket_type"),
+		Customer: q.Get("customer"), Contact: q.Get("contact"), Lead: q.Get("lead"), Company: q.Get("company"),
+		Project: q.Get("project"), EmailAccount: q.Get("email_account"), Assignee: q.Get("assignee"),
+		RaisedBy: q.Get("raised_by"), Channel: q.Get("channel"), SLA: q.Get("sla"), AgreementStatus: q.Get("agreement_status"),
+		NewestFirst: q.Get("order") == "newest",
+	}
+	for _, k := range []string{"status", "priority", "ticket_type", "customer", "contact", "lead", "company", "project", "email_account", "assignee", "raised_by", "channel", "sla", "agreement_status"} {
+		known[k] = true
+	}
+	var v domain.ValidationError
+	for k := range q {
+		if !known[k] {
+			v.Add(k, "unknown query parameter")
+		}
+	}
+	if f.Status != "" && !domain.Status(f.Status).Valid() {
+		v.Add("status", "unknown status %q", f.Status)
+	}
+	intParam := func(name string, dst *int, max int) {
+		if raw := q.Get(name); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 0 || n > max {
+				v.Add(name, "must be an integer from 0 to %d", max)
+			}
+			*dst = n
+		}
+	}
+	intParam("limit", &f.Limit, 1000)
+	intParam("offset", &f.Offset, 1<<30)
+	if raw := q.Get("breached"); raw != "" {
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			v.Add("breached", "must be true or false")
+		}
+		f.Breached = &b
+	}
+	if raw := q.Get("due_before"); raw != "" {
+		t, err := parseTime("due_before", raw)
+		if err != nil {
+			v.Add("due_before", "must be an RFC 3339 instant")
+		}
+		f.DueBefore = t
+	}
+	at := s.Clock()
+	if raw := q.Get("as_of"); raw != "" {
+		t, err := parseTime("as_of", raw)
+		if err != nil {
+			v.Add("as_of", "must be an RFC 3339 instant")
+		}
+		at = t
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.Tickets.List(f, at))
+	return nil
+}
+
+func (s *Server) listCatalogue(priorities bool) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		entries := s.Handler.Catalogues().TicketTypes()
+		if priorities {
+			entries = s.Handler.Catalogues().TicketPriorities()
+		}
+		if entries == nil {
+			entries = []domain.NamedEntry{}
+		}
+		writeJSON(w, http.StatusOK, entries)
+		return nil
+	}
+}
+
+func (s *Server) changeCatalogue(priorities bool, op string) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			Name        string `json:"name"`
+			NewName     string `json:"new_name,omitempty"`
+			Description string `json:"description,omitempty"`
+		}
+		if op != "remove" {
+			if err := decodeBody(w, r, &body); err != nil {
+				return err
+			}
+		}
+		if name := r.PathValue("name"); name != "" {
+			body.Name = name
+		}
+		m, err := meta(r)
+		if err != nil {
+			return err
+		}
+		cmd := domain.CatalogueCommand{Op: op, Name: body.Name, NewName: body.NewName, Description: body.Description}
+		if _, err := s.Handler.ChangeCatalogue(r.Context(), priorities, cmd, s.Tickets, m); err != nil {
+			return err
+		}
+		status := http.StatusOK
+		switch op {
+		case "create":
+			status = http.StatusCreated
+		case "remove":
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		writeJSON(w, status, domain.NamedEntry{Name: or(body.NewName, body.Name), Description: body.Description})
+		return nil
+	}
+}
+
+func or(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.Handler.Catalogues().Settings())
+	return nil
+}
+
+func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
+	var next domain.SupportSettings
+	if err := decodeBody(w, r, &next); err != nil {
+		return err
+	}
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Handler.ChangeSettings(r.Context(), next, m); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.Handler.Catalogues().Settings())
+	return nil
+}
+
+// slaView is an SLA as listed: its definition and the version tickets record.
+type slaView struct {
+	Version int `json:"version"`
+	domain.SLADefinition
+}
+
+func (s *Server) listSLAs(w http.ResponseWriter, r *http.Request) error {
+	out := []slaView{}
+	for _, v := range s.Handler.Catalogues().SLAs() {
+		out = append(out, slaView{Version: v.Version, SLADefinition: v.SLA.Definition()})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) saveSLA(w http.ResponseWriter, r *http.Request) error {
+	var def domain.SLADefinition
+	if err := decodeBody(w, r, &def); err != nil {
+		return err
+	}
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	events, err := s.Handler.SaveSLA(r.Context(), def, m)
+	if err != nil {
+		return err
+	}
+	version := 0
+	for _, e := range events {
+		if saved, ok := e.Payload.(domain.SLASaved); ok {
+			version = saved.Version
+		}
+	}
+	writeJSON(w, http.StatusCreated, slaView{Version: version, SLADefinition: def})
+	return nil
+}
+
+func (s *Server) removeSLA(w http.ResponseWriter, r *http.Request) error {
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Handler.RemoveSLA(r.Context(), r.PathValue("name"), m); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
