@@ -130,3 +130,36 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 		}
 	}
 }
+
+// Replay reads every stored event up to the store's current end, in batches, and calls
+// fn for each; it holds one batch in memory at a time. It writes nothing.
+func Replay(ctx context.Context, store eventstore.Store, fn func(e domain.Event, pos uint64) error) (uint64, error) {
+	end, err := store.LastPosition(ctx)
+	if err != nil {
+		return 0, err
+	}
+	from := uint64(1)
+	for from <= end {
+		recs, err := store.ReadAll(ctx, from, catchUpBatch)
+		if err != nil {
+			return 0, fmt.Errorf("replay from %d: %w", from, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, rec := range recs {
+			if rec.Position > end {
+				return end, nil
+			}
+			e, err := domain.DecodeEvent(rec.Data)
+			if err != nil {
+				return 0, fmt.Errorf("replay at position %d: %w", rec.Position, err)
+			}
+			if err := fn(e, rec.Position); err != nil {
+				return 0, err
+			}
+		}
+		from = recs[len(recs)-1].Position + 1
+	}
+	return end, nil
+}

@@ -40,12 +40,17 @@ func envOr(name, fallback string) string {
 
 func parseConfig(args []string) (config, error) {
 	var c config
+	err := newFlagSet(&c).Parse(args)
+	return c, err
+}
+
+func newFlagSet(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("ticketd", flag.ContinueOnError)
 	fs.StringVar(&c.dataDir, "data", envOr("TICKETD_DATA", "./data"), "data folder of the embedded event store (env TICKETD_DATA)")
 	fs.StringVar(&c.httpAddr, "http", envOr("TICKETD_HTTP", "127.0.0.1:8080"), "HTTP listen address (env TICKETD_HTTP)")
 	fs.StringVar(&c.natsURL, "nats-url", envOr("TICKETD_NATS_URL", ""), "external NATS URL; empty runs an embedded server (env TICKETD_NATS_URL)")
 	fs.BoolVar(&c.logJSON, "log-json", os.Getenv("TICKETD_LOG_JSON") == "1", "log as JSON lines (env TICKETD_LOG_JSON=1)")
-	return c, fs.Parse(args)
+	return fs
 }
 
 func main() {

@@ -69,6 +69,7 @@ func (s *Server) Routes() http.Handler {
 	mux.HandleFunc("GET /v1/slas", s.handle(s.listSLAs))
 	mux.HandleFunc("POST /v1/slas", s.handle(s.saveSLA))
 	mux.HandleFunc("DELETE /v1/slas/{name}", s.handle(s.removeSLA))
+	mux.HandleFunc("POST /v1/what-if", s.handle(s.whatIf))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -546,5 +547,59 @@ func (s *Server) removeSLA(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// whatIfRequest is the body of POST /v1/what-if.
+type whatIfRequest struct {
+	SLA    domain.SLADefinition `json:"sla"`
+	Filter struct {
+		Status          string `json:"status"`
+		Priority        string `json:"priority"`
+		TicketType      string `json:"ticket_type"`
+		Customer        string `json:"customer"`
+		Company         string `json:"company"`
+		Project         string `json:"project"`
+		SLA             string `json:"sla"`
+		AgreementStatus string `json:"agreement_status"`
+	} `json:"filter"`
+	AsOf *time.Time `json:"as_of,omitempty"`
+}
+
+// whatIf replays the recorded history of the selected tickets under another SLA
+// definition and reports how deadlines, breaches and compliance would change. It
+// writes nothing.
+func (s *Server) whatIf(w http.ResponseWriter, r *http.Request) error {
+	var req whatIfRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	sla, err := domain.CompileSLA(req.SLA)
+	if err != nil {
+		return err
+	}
+	at := s.Clock()
+	if req.AsOf != nil {
+		at = *req.AsOf
+	}
+	f := projections.Filter{Status: req.Filter.Status, Priority: req.Filter.Priority, TicketType: req.Filter.TicketType,
+		Customer: req.Filter.Customer, Company: req.Filter.Company, Project: req.Filter.Project, SLA: req.Filter.SLA,
+		AgreementStatus: req.Filter.AgreementStatus}
+	var include func(string) bool
+	if f != (projections.Filter{}) {
+		ids := map[string]bool{}
+		for _, id := range s.Tickets.MatchingIDs(f, at) {
+			ids[id] = true
+		}
+		include = func(id string) bool { return ids[id] }
+	}
+	run := projections.NewWhatIf(sla, at, s.Tickets.LookupSLA, include)
+	if _, err := projections.Replay(r.Context(), s.Handler.Store(), func(e domain.Event, _ uint64) error {
+		run.Apply(e)
+		return nil
+	}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run.Report())
 	return nil
 }
