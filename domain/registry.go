@@ -49,6 +49,8 @@ func init() {
 	register[TicketUnassigned](1, nil)
 	register[SLAApplied](1, nil)
 	register[SLAReset](1, nil)
+	register[SLADeadlineMissed](1, nil)
+	register[SLADeadlineApproaching](1, nil)
 
 	register[TicketTypeCreated](1, nil)
 	register[TicketTypeUpdated](1, nil)

@@ -144,6 +144,14 @@ func DecideTicket(t *Ticket, cmd TicketCommand, d Decision) ([]Payload, error) {
 		return []Payload{TicketUnassigned{Assignee: c.Assignee}}, nil
 	case ResetSLA:
 		return decideResetSLA(t, c, d)
+	case RecordDeadline:
+		if c.Kind != DeadlineResponse && c.Kind != DeadlineResolution {
+			return nil, Invalid("kind", "must be response or resolution")
+		}
+		if c.Warning {
+			return []Payload{SLADeadlineApproaching{Kind: c.Kind, Deadline: c.Deadline.UTC(), CycleStart: c.CycleStart.UTC(), SLA: c.SLA, SLAVersion: c.SLAVersion, WarnSeconds: c.WarnSeconds}}, nil
+		}
+		return []Payload{SLADeadlineMissed{Kind: c.Kind, Deadline: c.Deadline.UTC(), CycleStart: c.CycleStart.UTC(), SLA: c.SLA, SLAVersion: c.SLAVersion}}, nil
 	}
 	return nil, Invalid("command", "unknown command %T", cmd)
 }
@@ -313,6 +321,10 @@ func decideClose(t *Ticket, c CloseTicket, d Decision) ([]Payload, error) {
 		return nil, err
 	}
 	days := d.Ref.Settings().AutoCloseDays
+	if days <= 0 {
+		// The settings define 0 as "never close automatically".
+		return nil, fmt.Errorf("automatic closing is disabled (auto_close_days is %d): %w", days, ErrInvalidTransition)
+	}
 	if due := t.StatusSince.AddDate(0, 0, days); d.Now.Before(due) {
 		return nil, fmt.Errorf("cannot close automatically before %s (replied %s, %d days): %w",
 			due.Format(time.RFC3339), t.StatusSince.Format(time.RFC3339), days, ErrInvalidTransition)

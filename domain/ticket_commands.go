@@ -1,5 +1,7 @@
 package domain
 
+import "time"
+
 // Ticket commands: requests that may be refused. Handlers fill the identities and
 // numbers the decider cannot invent (ticket id, ticket number, message ids).
 
@@ -88,6 +90,25 @@ type ResetSLA struct {
 	Reason string `json:"reason"`
 }
 
+// RecordDeadline records a missed (or, with Warning, an approaching) SLA deadline. The
+// deadline watcher sends it; the handler derives its command ID from the deadline.
+type RecordDeadline struct {
+	Kind        string
+	Deadline    time.Time
+	CycleStart  time.Time
+	SLA         string
+	SLAVersion  int
+	Warning     bool
+	WarnSeconds int64
+}
+
+// DueDeadline is a deadline notification a ticket owes.
+type DueDeadline struct {
+	TicketID string
+	RecordDeadline
+}
+
+func (RecordDeadline) CommandName() string         { return "record_deadline" }
 func (CreateTicket) CommandName() string           { return "create" }
 func (ReceiveCustomerMessage) CommandName() string { return "customer_message" }
 func (SendReply) CommandName() string              { return "reply" }

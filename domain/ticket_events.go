@@ -1,5 +1,7 @@
 package domain
 
+import "time"
+
 // Ticket event payloads. Each is a fact in the past tense; field names are the JSON
 // schema (documented in docs/events.md). Adding an optional field keeps the schema
 // version; renaming or changing the meaning of a field bumps it and adds an upcaster.
@@ -196,3 +198,33 @@ func (TicketAssigned) EventType() string          { return "ticket.assigned" }
 func (TicketUnassigned) EventType() string        { return "ticket.unassigned" }
 func (SLAApplied) EventType() string              { return "ticket.sla_applied" }
 func (SLAReset) EventType() string                { return "ticket.sla_reset" }
+
+// Deadline kinds.
+const (
+	DeadlineResponse   = "response"
+	DeadlineResolution = "resolution"
+)
+
+// SLADeadlineMissed records that an SLA deadline passed unmet. It is recorded once per
+// deadline (the command ID derives from ticket, kind and deadline), so the
+// notification other services receive is published exactly once.
+type SLADeadlineMissed struct {
+	Kind       string    `json:"kind"` // response or resolution
+	Deadline   time.Time `json:"deadline"`
+	CycleStart time.Time `json:"cycle_start"`
+	SLA        string    `json:"sla"`
+	SLAVersion int       `json:"sla_version"`
+}
+
+// SLADeadlineApproaching warns that an SLA deadline is near.
+type SLADeadlineApproaching struct {
+	Kind        string    `json:"kind"`
+	Deadline    time.Time `json:"deadline"`
+	CycleStart  time.Time `json:"cycle_start"`
+	SLA         string    `json:"sla"`
+	SLAVersion  int       `json:"sla_version"`
+	WarnSeconds int64     `json:"warn_seconds"`
+}
+
+func (SLADeadlineMissed) EventType() string      { return "ticket.sla_deadline_missed" }
+func (SLADeadlineApproaching) EventType() string { return "ticket.sla_deadline_approaching" }

@@ -55,6 +55,16 @@ type TicketState struct {
 	Resolution          string
 	ClosedAutomatically bool
 	Metrics             domain.SLAMetrics
+	// Deadlines already recorded as missed or approaching, so the watcher does not ask
+	// again once the projection has seen them.
+	Deadlines map[DeadlineKey]bool
+}
+
+// DeadlineKey identifies one deadline notification.
+type DeadlineKey struct {
+	Kind     string
+	Deadline time.Time
+	Warning  bool
 }
 
 // Apply folds one event of the ticket's stream.
@@ -93,6 +103,10 @@ func (t *TicketState) Apply(e domain.Event, lookup domain.SLALookup) {
 			t.Thread = t.Thread[:k:k]
 		}
 		t.SplitInto = append(t.SplitInto, SplitLink{TicketID: p.NewTicketID, Number: p.NewNumber, FromMessage: p.FromMessage, At: at})
+	case domain.SLADeadlineMissed:
+		t.noteDeadline(DeadlineKey{p.Kind, p.Deadline.UTC(), false})
+	case domain.SLADeadlineApproaching:
+		t.noteDeadline(DeadlineKey{p.Kind, p.Deadline.UTC(), true})
 	case domain.PriorityChanged:
 		t.Fields.Priority = p.To
 	case domain.TypeChanged:
@@ -105,6 +119,46 @@ func (t *TicketState) Apply(e domain.Event, lookup domain.SLALookup) {
 	if _, ok := e.Payload.(domain.CustomerMessageReceived); ok {
 		t.ClosedAutomatically = false
 	}
+}
+
+func (t *TicketState) noteDeadline(k DeadlineKey) {
+	if t.Deadlines == nil {
+		t.Deadlines = make(map[DeadlineKey]bool)
+	}
+	t.Deadlines[k] = true
+}
+
+// DueDeadlines lists the deadline notifications the ticket owes at instant now: a
+// missed response or resolution deadline, or one less than warnBefore away (no
+// warning when warnBefore is 0), that has not been recorded yet.
+func (t *TicketState) DueDeadlines(now time.Time, warnBefore time.Duration) []domain.RecordDeadline {
+	m := &t.Metrics
+	if !m.HasSLA() {
+		return nil
+	}
+	var due []domain.RecordDeadline
+	check := func(kind string, deadline time.Time, open bool) {
+		if !open || deadline.IsZero() {
+			return
+		}
+		deadline = deadline.UTC()
+		d := domain.RecordDeadline{Kind: kind, Deadline: deadline, CycleStart: m.Start, SLA: m.SLAName, SLAVersion: m.SLAVersion}
+		switch {
+		case now.After(deadline):
+			if !t.Deadlines[DeadlineKey{kind, deadline, false}] {
+				due = append(due, d)
+			}
+		case warnBefore > 0 && !now.Before(deadline.Add(-warnBefore)):
+			if !t.Deadlines[DeadlineKey{kind, deadline, true}] {
+				d.Warning, d.WarnSeconds = true, int64(warnBefore.Seconds())
+				due = append(due, d)
+			}
+		}
+	}
+	check(domain.DeadlineResponse, m.ResponseBy, m.FirstRespondedOn.IsZero())
+	running := m.Status != "" && m.ResolutionDate.IsZero() && !m.ResolutionByNow().IsZero()
+	check(domain.DeadlineResolution, m.ResolutionByNow(), running)
+	return due
 }
 
 // FoldTicket builds a ticket from its events, keeping only those that occurred at or

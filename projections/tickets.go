@@ -226,3 +226,16 @@ func (m *Tickets) Snapshot(at time.Time) []TicketView {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// DueDeadlines lists every deadline notification owed at instant now.
+func (m *Tickets) DueDeadlines(now time.Time, warnBefore time.Duration) []domain.DueDeadline {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []domain.DueDeadline
+	for _, t := range m.order {
+		for _, d := range t.DueDeadlines(now, warnBefore) {
+			out = append(out, domain.DueDeadline{TicketID: t.ID, RecordDeadline: d})
+		}
+	}
+	return out
+}

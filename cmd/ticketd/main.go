@@ -3,8 +3,9 @@
 package main
 
 import (
+	_ "time/tzdata" // the same zone rules on every host, whatever its zoneinfo
+
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ticketcore/ticketcore/commands"
 	"github.com/ticketcore/ticketcore/commands/httpapi"
+	"github.com/ticketcore/ticketcore/commands/natsapi"
 	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
 	"github.com/ticketcore/ticketcore/projections"
@@ -29,6 +31,8 @@ type config struct {
 	httpAddr string
 	natsURL  string
 	logJSON  bool
+	// slaWarning is how long before an SLA deadline a warning event is recorded (0: none).
+	slaWarning time.Duration
 }
 
 func envOr(name, fallback string) string {
@@ -49,6 +53,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.dataDir, "data", envOr("TICKETD_DATA", "./data"), "data folder of the embedded event store (env TICKETD_DATA)")
 	fs.StringVar(&c.httpAddr, "http", envOr("TICKETD_HTTP", "127.0.0.1:8080"), "HTTP listen address (env TICKETD_HTTP)")
 	fs.StringVar(&c.natsURL, "nats-url", envOr("TICKETD_NATS_URL", ""), "external NATS URL; empty runs an embedded server (env TICKETD_NATS_URL)")
+	warn, _ := time.ParseDuration(envOr("TICKETD_SLA_WARNING", "0s"))
+	fs.DurationVar(&c.slaWarning, "sla-warning", warn, "record a warning this long before an SLA deadline, 0 for none (env TICKETD_SLA_WARNING)")
 	fs.BoolVar(&c.logJSON, "log-json", os.Getenv("TICKETD_LOG_JSON") == "1", "log as JSON lines (env TICKETD_LOG_JSON=1)")
 	return fs
 }
@@ -110,7 +116,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	projDone := make(chan error, 1)
-	go func() { projDone <- followForever(runCtx, runner, log) }()
+	go func() { projDone <- keepRunning(runCtx, "projections", runner.Run, log) }()
+	go h.WatchDeadlines(runCtx, tickets, time.Second, cfg.slaWarning)
+	forwarder, err := natsapi.NewForwarder(ctx, store, store.Conn(), log)
+	if err != nil {
+		return err
+	}
+	go keepRunning(runCtx, "integration event forwarder", forwarder.Run, log)
 
 	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Log: log}
 	srv := &http.Server{Addr: cfg.httpAddr, Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -140,25 +152,23 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	return nil
 }
 
-// followForever keeps the projections live; a transient store error (a NATS reconnect)
-// is retried with back-off, since the runner resumes from its checkpoint.
-func followForever(ctx context.Context, runner *projections.Runner, log *slog.Logger) error {
+// keepRunning runs a follower (projections, forwarder) until ctx ends, resuming it
+// with back-off after a transient error such as a NATS reconnect: each resumes from
+// its own checkpoint.
+func keepRunning(ctx context.Context, name string, run func(context.Context) error, log *slog.Logger) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := runner.Run(ctx)
+		err := run(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		log.Warn("projection subscription ended; resuming", "err", err, "position", runner.Position())
+		log.Warn(name+" stopped; resuming", "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
 	}
 }
 
