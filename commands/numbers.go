@@ -23,9 +23,19 @@ type Numbers struct {
 
 	mu    sync.Mutex
 	years map[int]*numberBlock
+	known map[int]*numberStream // what this process last saw of each year's stream
 }
 
 type numberBlock struct{ next, last uint64 }
+
+// numberStream is the tail of a year's number stream: enough to reserve the next block
+// without reading the stream again; a conflict says it is stale.
+type numberStream struct {
+	revision eventstore.Revision
+	version  uint64
+	lastHash string
+	lastTo   uint64
+}
 
 // NewNumbers allocates through store; blockSize 0 means 20.
 func NewNumbers(store eventstore.Store, blockSize uint64, owner string) *Numbers {
@@ -36,7 +46,7 @@ func NewNumbers(store eventstore.Store, blockSize uint64, owner string) *Numbers
 		host, _ := os.Hostname()
 		owner = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
-	return &Numbers{store: store, blockSize: blockSize, owner: owner, years: make(map[int]*numberBlock)}
+	return &Numbers{store: store, blockSize: blockSize, owner: owner, years: make(map[int]*numberBlock), known: make(map[int]*numberStream)}
 }
 
 // Next returns the next number for a ticket created at instant at (year in UTC).
@@ -60,21 +70,17 @@ func (n *Numbers) Next(ctx context.Context, at time.Time) (string, error) {
 func (n *Numbers) reserve(ctx context.Context, year int) (*numberBlock, error) {
 	stream := domain.NumberStream(year)
 	for attempt := 1; ; attempt++ {
-		events, rev, err := loadStream(ctx, n.store, stream)
-		if err != nil {
-			return nil, err
-		}
-		var last uint64
-		prevHash := ""
-		for _, e := range events {
-			if p, ok := e.Payload.(domain.NumberBlockReserved); ok && p.To > last {
-				last = p.To
+		known := n.known[year]
+		if known == nil {
+			var err error
+			if known, err = n.load(ctx, stream); err != nil {
+				return nil, err
 			}
-			prevHash = e.Hash
+			n.known[year] = known
 		}
-		block := domain.NumberBlockReserved{Year: year, From: last + 1, To: last + n.blockSize, Owner: n.owner}
+		block := domain.NumberBlockReserved{Year: year, From: known.lastTo + 1, To: known.lastTo + n.blockSize, Owner: n.owner}
 		meta := domain.Metadata{CommandID: fmt.Sprintf("%s-%d", stream, block.From), Actor: "system", At: time.Now()}
-		evs, err := domain.NewEvents(stream, uint64(len(events)), prevHash, meta, func(int) string {
+		evs, err := domain.NewEvents(stream, known.version, known.lastHash, meta, func(int) string {
 			return DeriveID(meta.CommandID, stream, n.owner)
 		}, []domain.Payload{block})
 		if err != nil {
@@ -84,14 +90,30 @@ func (n *Numbers) reserve(ctx context.Context, year int) (*numberBlock, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = n.store.Append(ctx, stream, rev, data)
+		res, err := n.store.Append(ctx, stream, known.revision, data)
 		switch {
 		case err == nil:
+			n.known[year] = &numberStream{revision: res.Revision, version: evs[0].Sequence, lastHash: evs[0].Hash, lastTo: block.To}
 			return &numberBlock{next: block.From, last: block.To}, nil
 		case (errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrDuplicate)) && attempt < 100:
-			continue // another process reserved first: take the next block
+			delete(n.known, year) // another process reserved first: read again, take the next block
 		default:
 			return nil, err
 		}
 	}
+}
+
+func (n *Numbers) load(ctx context.Context, stream string) (*numberStream, error) {
+	events, rev, err := loadStream(ctx, n.store, stream)
+	if err != nil {
+		return nil, err
+	}
+	s := &numberStream{revision: rev, version: uint64(len(events))}
+	for _, e := range events {
+		if p, ok := e.Payload.(domain.NumberBlockReserved); ok && p.To > s.lastTo {
+			s.lastTo = p.To
+		}
+		s.lastHash = e.Hash
+	}
+	return s, nil
 }
