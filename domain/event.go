@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Payload is the data of one kind of event. Type names are stable, dotted, past-tense
@@ -98,12 +100,20 @@ func (e Event) Encode() ([]byte, error) {
 
 // DecodeEvent parses a stored envelope, upcasts older schema versions and decodes the
 // payload. Unknown types are an error: a store must never hold events nobody can read.
+// Decoding uses go-json, about four times faster than encoding/json on our envelopes
+// (replay and rebuild are decode-bound); encoding and hashing stay on encoding/json, the
+// canonical form the hash chain is defined on.
 func DecodeEvent(b []byte) (Event, error) {
+	return DecodeEventWith(b, gojson.Unmarshal)
+}
+
+// DecodeEventWith decodes with the given JSON decoder (benchmarks compare decoders).
+func DecodeEventWith(b []byte, unmarshal Unmarshaler) (Event, error) {
 	var e Event
-	if err := json.Unmarshal(b, &e); err != nil {
+	if err := unmarshal(b, &e); err != nil {
 		return Event{}, fmt.Errorf("decode event envelope: %w", err)
 	}
-	p, err := decodePayload(e.Type, e.SchemaVersion, e.Data)
+	p, err := decodePayload(e.Type, e.SchemaVersion, e.Data, unmarshal)
 	if err != nil {
 		return Event{}, fmt.Errorf("decode event %s (%s v%d): %w", e.ID, e.Type, e.SchemaVersion, err)
 	}

@@ -8,9 +8,12 @@ import (
 // Upcaster turns the data of one schema version into the next version's data.
 type Upcaster func(old json.RawMessage) (json.RawMessage, error)
 
+// Unmarshaler is a JSON decoding function with encoding/json's semantics.
+type Unmarshaler func(data []byte, v any) error
+
 type eventKind struct {
 	version   int
-	decode    func(json.RawMessage) (Payload, error)
+	decode    func(json.RawMessage, Unmarshaler) (Payload, error)
 	upcasters map[int]Upcaster // from version -> to version+1
 }
 
@@ -22,9 +25,9 @@ func register[T Payload](version int, upcasters map[int]Upcaster) {
 	var zero T
 	registry[zero.EventType()] = &eventKind{
 		version: version,
-		decode: func(data json.RawMessage) (Payload, error) {
+		decode: func(data json.RawMessage, unmarshal Unmarshaler) (Payload, error) {
 			var v T
-			if err := json.Unmarshal(data, &v); err != nil {
+			if err := unmarshal(data, &v); err != nil {
 				return nil, err
 			}
 			return v, nil
@@ -81,7 +84,7 @@ func EventTypes() []string {
 	return types
 }
 
-func decodePayload(eventType string, version int, data json.RawMessage) (Payload, error) {
+func decodePayload(eventType string, version int, data json.RawMessage, unmarshal Unmarshaler) (Payload, error) {
 	k, ok := registry[eventType]
 	if !ok {
 		return nil, fmt.Errorf("unknown event type %q", eventType)
@@ -99,5 +102,5 @@ func decodePayload(eventType string, version int, data json.RawMessage) (Payload
 			return nil, fmt.Errorf("upcast from version %d: %w", v, err)
 		}
 	}
-	return k.decode(data)
+	return k.decode(data, unmarshal)
 }

@@ -2,20 +2,18 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/eventstore"
 )
 
-// catchUpBatch is how many events one ReadAll call fetches during catch-up and rebuild:
-// large enough to amortise round trips, small enough to bound memory.
-const catchUpBatch = 4096
-
-// Runner feeds projections from the store: catch-up from their checkpoint in large
-// batches, then live through a subscription. Every event is decoded once for all.
+// Runner feeds projections from the store: catch-up from their checkpoint, then live
+// through a subscription. Every event is decoded once for all projections.
 type Runner struct {
 	store       eventstore.Store
 	projections []Projection
@@ -54,43 +52,153 @@ func (r *Runner) Position() uint64 {
 	return r.pos
 }
 
+// apply decodes and applies one live event.
 func (r *Runner) apply(rec eventstore.RecordedEvent) error {
 	e, err := domain.DecodeEvent(rec.Data)
 	if err != nil {
 		return fmt.Errorf("projection input at position %d: %w", rec.Position, err)
 	}
-	for _, p := range r.projections {
-		if err := p.Apply(e, rec.Position); err != nil {
-			return fmt.Errorf("projection %s at position %d: %w", p.Name(), rec.Position, err)
-		}
+	if err := r.applyDecoded(e, rec.Position); err != nil {
+		return err
 	}
-	r.mu.Lock()
-	r.pos = rec.Position
-	close(r.advance)
-	r.advance = make(chan struct{})
-	r.mu.Unlock()
+	r.advanceTo(rec.Position)
 	return nil
 }
 
-// CatchUp applies every stored event past the checkpoint, in batches, and returns
-// the position reached.
+func (r *Runner) applyDecoded(e domain.Event, pos uint64) error {
+	for _, p := range r.projections {
+		if err := p.Apply(e, pos); err != nil {
+			return fmt.Errorf("projection %s at position %d: %w", p.Name(), pos, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) advanceTo(pos uint64) {
+	r.mu.Lock()
+	r.pos = pos
+	close(r.advance)
+	r.advance = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// errCaughtUp ends the catch-up subscription once the end position is applied.
+var errCaughtUp = errors.New("caught up")
+
+// catchUpChunk is how many consecutive events one decode worker takes at a time.
+const catchUpChunk = 256
+
+// decodeChunk is a run of consecutive events decoded together by one worker.
+type decodeChunk struct {
+	recs   []eventstore.RecordedEvent
+	events []domain.Event
+	err    error
+	done   chan struct{}
+}
+
+func (c *decodeChunk) decode() {
+	defer close(c.done)
+	c.events = make([]domain.Event, len(c.recs))
+	for i, rec := range c.recs {
+		e, err := domain.DecodeEvent(rec.Data)
+		if err != nil {
+			c.err = fmt.Errorf("projection input at position %d: %w", rec.Position, err)
+			return
+		}
+		c.events[i] = e
+	}
+}
+
+// CatchUp applies every event stored past the checkpoint at the time of the call and
+// returns the position reached. It reads through the store's streaming subscription,
+// decodes on every core and applies in order: a rebuild is decode-bound, while the
+// projections themselves are cheap. Memory stays bounded by the channels' capacity.
 func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	from := r.checkpoint() + 1
-	for {
-		recs, err := r.store.ReadAll(ctx, from, catchUpBatch)
-		if err != nil {
-			return 0, fmt.Errorf("catch up from %d: %w", from, err)
+	end, err := r.store.LastPosition(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("catch up: %w", err)
+	}
+	if from > end {
+		return from - 1, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	work := make(chan *decodeChunk, 2*workers)
+	ordered := make(chan *decodeChunk, 2*workers)
+	var decoders sync.WaitGroup
+	for range workers {
+		decoders.Add(1)
+		go func() {
+			defer decoders.Done()
+			for c := range work {
+				c.decode()
+			}
+		}()
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- r.applyInOrder(ctx, cancel, ordered) }()
+
+	var pending []eventstore.RecordedEvent
+	subErr := r.store.Subscribe(ctx, from, func(rec eventstore.RecordedEvent) error {
+		pending = append(pending, rec)
+		if len(pending) < catchUpChunk && rec.Position < end {
+			return nil
 		}
-		if len(recs) == 0 {
-			return from - 1, nil
-		}
-		for _, rec := range recs {
-			if err := r.apply(rec); err != nil {
-				return 0, err
+		c := &decodeChunk{recs: pending, done: make(chan struct{})}
+		pending = nil
+		for _, ch := range []chan *decodeChunk{work, ordered} {
+			select {
+			case ch <- c:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
-		from = recs[len(recs)-1].Position + 1
+		if rec.Position >= end {
+			return errCaughtUp
+		}
+		return nil
+	})
+	close(work)
+	close(ordered)
+	applyErr := <-applied
+	decoders.Wait()
+	switch {
+	case applyErr != nil:
+		return 0, applyErr
+	case !errors.Is(subErr, errCaughtUp):
+		return 0, fmt.Errorf("catch up from %d: %w", from, subErr)
 	}
+	return end, nil
+}
+
+// applyInOrder applies decoded chunks in the order they were read; on the first error it
+// cancels the catch-up and drains the rest.
+func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, ordered <-chan *decodeChunk) error {
+	var failed error
+	for c := range ordered {
+		if failed != nil {
+			continue
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			failed = ctx.Err()
+			continue
+		}
+		failed = c.err
+		for i := 0; failed == nil && i < len(c.events); i++ {
+			failed = r.applyDecoded(c.events[i], c.recs[i].Position)
+		}
+		if failed != nil {
+			cancel()
+			continue
+		}
+		r.advanceTo(c.recs[len(c.recs)-1].Position)
+	}
+	return failed
 }
 
 // Run catches up, then follows new events until ctx ends.
@@ -131,35 +239,28 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 	}
 }
 
-// Replay reads every stored event up to the store's current end, in batches, and calls
-// fn for each; it holds one batch in memory at a time. It writes nothing.
+// Replay reads every stored event up to the store's current end and calls fn for each,
+// in order. It writes nothing.
 func Replay(ctx context.Context, store eventstore.Store, fn func(e domain.Event, pos uint64) error) (uint64, error) {
 	end, err := store.LastPosition(ctx)
-	if err != nil {
+	if err != nil || end == 0 {
 		return 0, err
 	}
-	from := uint64(1)
-	for from <= end {
-		recs, err := store.ReadAll(ctx, from, catchUpBatch)
+	err = store.Subscribe(ctx, 1, func(rec eventstore.RecordedEvent) error {
+		e, err := domain.DecodeEvent(rec.Data)
 		if err != nil {
-			return 0, fmt.Errorf("replay from %d: %w", from, err)
+			return fmt.Errorf("replay at position %d: %w", rec.Position, err)
 		}
-		if len(recs) == 0 {
-			break
+		if err := fn(e, rec.Position); err != nil {
+			return err
 		}
-		for _, rec := range recs {
-			if rec.Position > end {
-				return end, nil
-			}
-			e, err := domain.DecodeEvent(rec.Data)
-			if err != nil {
-				return 0, fmt.Errorf("replay at position %d: %w", rec.Position, err)
-			}
-			if err := fn(e, rec.Position); err != nil {
-				return 0, err
-			}
+		if rec.Position >= end {
+			return errCaughtUp
 		}
-		from = recs[len(recs)-1].Position + 1
+		return nil
+	})
+	if !errors.Is(err, errCaughtUp) {
+		return 0, err
 	}
 	return end, nil
 }

@@ -1,0 +1,445 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ticketcore/ticketcore/commands"
+	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/eventstore/jetstream"
+	"github.com/ticketcore/ticketcore/projections"
+)
+
+// Config sizes a run.
+type Config struct {
+	Tickets int    // tickets loaded by 4 clients before the 1-client phase
+	Extra   int    // tickets run by 1 client on top (default Tickets/10, at least 50)
+	Dir     string // data folder (a fresh temporary one when empty)
+	Seed    uint64
+	Log     io.Writer // progress lines; nil for none
+	// RebuildExe is the program to run the rebuild in, as `RebuildExe RebuildArgs... DIR`
+	// (a separate process, so that its peak memory is its own). Empty: no rebuild phase.
+	RebuildExe  string
+	RebuildArgs []string
+	RebuildEnv  []string
+}
+
+// Rate is a throughput with its latency distribution.
+type Rate struct {
+	Ops       int     `json:"ops"`
+	Events    int     `json:"events"`
+	Seconds   float64 `json:"seconds"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	EvPerSec  float64 `json:"events_per_sec"`
+	P50Millis float64 `json:"p50_ms"`
+	P99Millis float64 `json:"p99_ms"`
+}
+
+// RebuildResult is what the rebuild process reports.
+type RebuildResult struct {
+	Events       int     `json:"events"`
+	Tickets      int     `json:"tickets"`
+	Seconds      float64 `json:"seconds"`
+	EvPerSec     float64 `json:"events_per_sec"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+}
+
+// Result is one run.
+type Result struct {
+	Tickets        int            `json:"tickets_in_store"`
+	Events         int            `json:"events_in_store"`
+	StoreBytes     int64          `json:"store_bytes_on_disk"`
+	RawCAS         Rate           `json:"raw_cas_publish"`
+	Commands4      Rate           `json:"commands_4_clients"`
+	Commands1      Rate           `json:"commands_1_client"`
+	ColdLoad       Rate           `json:"cold_ticket_load"`
+	RawReplay      Rate           `json:"raw_ordered_consumer_replay"`
+	Rebuild        *RebuildResult `json:"rebuild,omitempty"`
+	RatioCmd1      float64        `json:"ratio_commands_1_vs_raw_cas"`
+	RatioCmd4      float64        `json:"ratio_commands_4_vs_raw_cas"`
+	RatioRebuild   float64        `json:"ratio_rebuild_vs_raw_replay,omitempty"`
+	RatioRSSToDisk float64        `json:"ratio_rebuild_peak_rss_vs_store_size,omitempty"`
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+// Run performs every phase and returns the figures.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Extra == 0 {
+		cfg.Extra = max(cfg.Tickets/10, 50)
+	}
+	if cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "ticketcore-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Dir = dir
+	}
+	storeDir := filepath.Join(cfg.Dir, "jetstream")
+	store, err := jetstream.Open(ctx, jetstream.Config{DataDir: storeDir})
+	if err != nil {
+		return nil, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			store.Close()
+		}
+	}()
+	res := &Result{}
+
+	// Commands: 4 clients load the main workload, then 1 client runs more tickets on top,
+	// so its latency is measured with the whole store in place.
+	clock := newWorkloadClock()
+	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now, NumberBlock: 100})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.SeedDefaults(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{Actor: "bench"}); err != nil {
+		return nil, err
+	}
+	main := Generate(cfg.Tickets, cfg.Seed)
+	cfg.logf("commands, 4 clients: %d tickets, %d commands", cfg.Tickets, len(main.Steps))
+	ids := make([]string, cfg.Tickets+cfg.Extra)
+	if res.Commands4, err = runCommands(ctx, h, clock, main, 0, ids, 4); err != nil {
+		return nil, err
+	}
+	extra := Generate(cfg.Extra, cfg.Seed+1)
+	cfg.logf("commands, 1 client: %d more tickets, %d commands", cfg.Extra, len(extra.Steps))
+	if res.Commands1, err = runCommands(ctx, h, clock, extra, cfg.Tickets, ids, 1); err != nil {
+		return nil, err
+	}
+	last, err := store.LastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Events, res.Tickets = int(last), cfg.Tickets+cfg.Extra
+
+	cfg.logf("cold ticket loads")
+	if res.ColdLoad, err = coldLoads(ctx, store, ids, cfg.Seed); err != nil {
+		return nil, err
+	}
+	cfg.logf("raw JetStream: ordered consumer replay + decode of %d events", last)
+	if res.RawReplay, err = rawReplay(ctx, store.Conn(), last); err != nil {
+		return nil, err
+	}
+	cfg.logf("raw JetStream: single-publisher CAS publish of the same events")
+	if res.RawCAS, err = rawCAS(ctx, store, min(last, 200_000)); err != nil {
+		return nil, err
+	}
+	store.Close()
+	closed = true
+	if res.StoreBytes, err = dirSize(storeDir); err != nil {
+		return nil, err
+	}
+	if cfg.RebuildExe != "" {
+		cfg.logf("rebuild in a separate process")
+		rb, err := rebuildInChild(ctx, cfg, storeDir)
+		if err != nil {
+			return nil, err
+		}
+		res.Rebuild = rb
+		res.RatioRebuild = rb.EvPerSec / res.RawReplay.EvPerSec
+		res.RatioRSSToDisk = float64(rb.PeakRSSBytes) / float64(res.StoreBytes)
+	}
+	res.RatioCmd1 = res.Commands1.EvPerSec / res.RawCAS.EvPerSec
+	res.RatioCmd4 = res.Commands4.EvPerSec / res.RawCAS.EvPerSec
+	return res, nil
+}
+
+// benchSLA is a business-hours SLA, so that every command also computes deadlines.
+func benchSLA() domain.SLADefinition {
+	hours := map[string][][2]string{}
+	for _, d := range []string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"} {
+		hours[d] = [][2]string{{"09:00", "12:30"}, {"13:30", "18:00"}}
+	}
+	return domain.SLADefinition{
+		Name: "Standard", Default: true,
+		Calendar: domain.CalendarSpec{Timezone: "Europe/Paris", Hours: hours, Holidays: []string{"2026-12-25", "2027-01-01"}},
+		Priorities: []domain.SLAPriority{
+			{Name: "Low", Response: domain.Duration(24 * time.Hour), Resolution: domain.Duration(72 * time.Hour)},
+			{Name: "Medium", Response: domain.Duration(8 * time.Hour), Resolution: domain.Duration(24 * time.Hour), Default: true},
+			{Name: "High", Response: domain.Duration(time.Hour), Resolution: domain.Duration(4 * time.Hour)},
+		},
+	}
+}
+
+// workloadClock gives each command its step's instant: the handler reads it once per
+// command, and clients set it just before sending, under the same lock order.
+type workloadClock struct {
+	start time.Time
+	mu    sync.Mutex
+	now   time.Time
+}
+
+func newWorkloadClock() *workloadClock {
+	start := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	return &workloadClock{start: start, now: start}
+}
+
+func (c *workloadClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// advance moves the clock forward only, so that concurrent clients never make it go
+// back (event times stay monotonic per ticket).
+func (c *workloadClock) advance(offset time.Duration) {
+	c.mu.Lock()
+	if t := c.start.Add(offset); t.After(c.now) {
+		c.now = t
+	}
+	c.mu.Unlock()
+}
+
+// runCommands sends the workload through the handler with n clients; each client owns
+// the tickets whose index is its number modulo n, so clients never contend on a ticket.
+func runCommands(ctx context.Context, h *commands.Handler, clock *workloadClock, w Workload, base int, ids []string, n int) (Rate, error) {
+	var mu sync.Mutex
+	var latencies []time.Duration
+	events := 0
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for client := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			count := 0
+			for _, s := range w.Steps {
+				if s.Ticket%n != client {
+					continue
+				}
+				clock.advance(s.At)
+				t0 := time.Now()
+				var r commands.Result
+				var err error
+				if s.Create != nil {
+					r, err = h.CreateTicket(ctx, *s.Create, commands.Meta{Actor: "bench"})
+					ids[base+s.Ticket] = r.TicketID
+				} else {
+					r, err = h.Execute(ctx, ids[base+s.Ticket], s.Cmd, commands.Meta{Actor: "bench"})
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("ticket %d %T: %w", s.Ticket, s.Cmd, err)
+					}
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t0))
+				count += len(r.Events)
+			}
+			mu.Lock()
+			latencies = append(latencies, mine...)
+			events += count
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return Rate{}, firstErr
+	}
+	return rate(len(latencies), events, time.Since(start), latencies), nil
+}
+
+func rate(ops, events int, elapsed time.Duration, latencies []time.Duration) Rate {
+	r := Rate{Ops: ops, Events: events, Seconds: elapsed.Seconds()}
+	r.OpsPerSec = float64(ops) / elapsed.Seconds()
+	r.EvPerSec = float64(events) / elapsed.Seconds()
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		pct := func(p float64) float64 {
+			return float64(latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Microseconds()) / 1000
+		}
+		r.P50Millis, r.P99Millis = pct(0.50), pct(0.99)
+	}
+	return r
+}
+
+// coldLoads measures loading a ticket's decision state from the store, cache empty.
+func coldLoads(ctx context.Context, store *jetstream.Store, ids []string, seed uint64) (Rate, error) {
+	h, err := commands.NewHandler(ctx, store, commands.Options{})
+	if err != nil {
+		return Rate{}, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	n := min(2000, len(ids))
+	latencies := make([]time.Duration, 0, n)
+	start := time.Now()
+	for range n {
+		id := ids[rng.IntN(len(ids))]
+		t0 := time.Now()
+		if _, err := h.LoadTicket(ctx, id); err != nil {
+			return Rate{}, err
+		}
+		latencies = append(latencies, time.Since(t0))
+		h, _ = commands.NewHandler(ctx, store, commands.Options{}) // keep every load cold
+	}
+	return rate(n, 0, time.Since(start)-0, latencies), nil
+}
+
+// rawReplay reads the whole event stream with an ordered consumer, in one goroutine,
+// and decodes every event with encoding/json: the plain way to replay JetStream, which
+// a rebuild is compared with.
+func rawReplay(ctx context.Context, nc *nats.Conn, last uint64) (Rate, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return Rate{}, err
+	}
+	cons, err := js.OrderedConsumer(ctx, jetstream.DefaultStreamName, natsjs.OrderedConsumerConfig{})
+	if err != nil {
+		return Rate{}, err
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return Rate{}, err
+	}
+	defer msgs.Stop()
+	start := time.Now()
+	var n uint64
+	for n < last {
+		msg, err := msgs.Next()
+		if err != nil {
+			return Rate{}, err
+		}
+		if _, err := domain.DecodeEventWith(msg.Data(), json.Unmarshal); err != nil {
+			return Rate{}, err
+		}
+		n++
+	}
+	return rate(int(n), int(n), time.Since(start), nil), nil
+}
+
+// rawCAS republishes the first n stored events, one at a time, into a scratch stream
+// with the same expected-last-subject-sequence check and message IDs the adapter uses.
+func rawCAS(ctx context.Context, store *jetstream.Store, n uint64) (Rate, error) {
+	js, err := natsjs.New(store.Conn())
+	if err != nil {
+		return Rate{}, err
+	}
+	const name = "BENCH_RAW"
+	_ = js.DeleteStream(ctx, name)
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: name, Subjects: []string{"bench.raw.>"}, Storage: natsjs.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		return Rate{}, err
+	}
+	defer js.DeleteStream(context.Background(), name)
+	recs, err := store.ReadAll(ctx, 1, int(n))
+	if err != nil {
+		return Rate{}, err
+	}
+	lastSeq := map[string]uint64{}
+	latencies := make([]time.Duration, 0, len(recs))
+	start := time.Now()
+	for _, r := range recs {
+		subject := "bench.raw." + r.Stream
+		msg := &nats.Msg{Subject: subject, Data: r.Data, Header: nats.Header{}}
+		msg.Header.Set(natsjs.MsgIDHeader, r.ID)
+		msg.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastSeq[subject], 10))
+		t0 := time.Now()
+		ack, err := js.PublishMsg(ctx, msg)
+		if err != nil {
+			return Rate{}, fmt.Errorf("raw publish: %w", err)
+		}
+		latencies = append(latencies, time.Since(t0))
+		lastSeq[subject] = ack.Sequence
+	}
+	return rate(len(recs), len(recs), time.Since(start), latencies), nil
+}
+
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		return nil
+	})
+	return total, err
+}
+
+func rebuildInChild(ctx context.Context, cfg Config, storeDir string) (*RebuildResult, error) {
+	cmd := exec.CommandContext(ctx, cfg.RebuildExe, append(slices.Clone(cfg.RebuildArgs), storeDir)...)
+	cmd.Env = append(os.Environ(), cfg.RebuildEnv...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("rebuild process: %w", err)
+	}
+	var rb RebuildResult
+	line := out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:]
+	if err := json.Unmarshal(line, &rb); err != nil {
+		return nil, fmt.Errorf("rebuild process output %q: %w", out, err)
+	}
+	return &rb, nil
+}
+
+// Rebuild is the rebuild phase, run in its own process: open the store, replay every
+// event into a fresh ticket read model, and report the rate and the peak RSS.
+func Rebuild(ctx context.Context, storeDir string) (*RebuildResult, error) {
+	store, err := jetstream.Open(ctx, jetstream.Config{DataDir: storeDir})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	model := projections.NewTickets()
+	runner := projections.NewRunner(store, nil, model)
+	start := time.Now()
+	pos, err := runner.Rebuild(ctx)
+	if err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	rss, err := peakRSS()
+	if err != nil {
+		return nil, err
+	}
+	return &RebuildResult{Events: int(pos), Tickets: model.Count(), Seconds: elapsed.Seconds(),
+		EvPerSec: float64(pos) / elapsed.Seconds(), PeakRSSBytes: rss}, nil
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) from /proc.
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
