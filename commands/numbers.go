@@ -20,6 +20,7 @@ type Numbers struct {
 	store     eventstore.Store
 	blockSize uint64
 	owner     string
+	now       func() time.Time
 
 	mu    sync.Mutex
 	years map[int]*numberBlock
@@ -37,8 +38,8 @@ type numberStream struct {
 	lastTo   uint64
 }
 
-// NewNumbers allocates through store; blockSize 0 means 20.
-func NewNumbers(store eventstore.Store, blockSize uint64, owner string) *Numbers {
+// NewNumbers allocates through store; blockSize 0 means 20; now stamps reservations.
+func NewNumbers(store eventstore.Store, blockSize uint64, owner string, now func() time.Time) *Numbers {
 	if blockSize == 0 {
 		blockSize = 20
 	}
@@ -46,7 +47,7 @@ func NewNumbers(store eventstore.Store, blockSize uint64, owner string) *Numbers
 		host, _ := os.Hostname()
 		owner = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
-	return &Numbers{store: store, blockSize: blockSize, owner: owner, years: make(map[int]*numberBlock), known: make(map[int]*numberStream)}
+	return &Numbers{store: store, blockSize: blockSize, owner: owner, now: now, years: make(map[int]*numberBlock), known: make(map[int]*numberStream)}
 }
 
 // Next returns the next number for a ticket created at instant at (year in UTC).
@@ -79,7 +80,7 @@ func (n *Numbers) reserve(ctx context.Context, year int) (*numberBlock, error) {
 			n.known[year] = known
 		}
 		block := domain.NumberBlockReserved{Year: year, From: known.lastTo + 1, To: known.lastTo + n.blockSize, Owner: n.owner}
-		meta := domain.Metadata{CommandID: fmt.Sprintf("%s-%d", stream, block.From), Actor: "system", At: time.Now()}
+		meta := domain.Metadata{CommandID: fmt.Sprintf("%s-%d", stream, block.From), Actor: "system", At: n.now()}
 		evs, err := domain.NewEvents(stream, known.version, known.lastHash, meta, func(int) string {
 			return DeriveID(meta.CommandID, stream, n.owner)
 		}, []domain.Payload{block})

@@ -108,6 +108,12 @@ type DueDeadline struct {
 	RecordDeadline
 }
 
+// DueAutoClose is a ticket left in Replied long enough to be closed automatically.
+type DueAutoClose struct {
+	TicketID     string
+	RepliedSince time.Time
+}
+
 func (RecordDeadline) CommandName() string         { return "record_deadline" }
 func (CreateTicket) CommandName() string           { return "create" }
 func (ReceiveCustomerMessage) CommandName() string { return "customer_message" }

@@ -55,6 +55,7 @@ type TicketState struct {
 	Resolution          string
 	ClosedAutomatically bool
 	Metrics             domain.SLAMetrics
+	StatusSince         time.Time // when the ticket entered its current status
 	// Deadlines already recorded as missed or approaching, so the watcher does not ask
 	// again once the projection has seen them.
 	Deadlines map[DeadlineKey]bool
@@ -70,7 +71,11 @@ type DeadlineKey struct {
 // Apply folds one event of the ticket's stream.
 func (t *TicketState) Apply(e domain.Event, lookup domain.SLALookup) {
 	t.Version, t.UpdatedAt = e.Sequence, e.OccurredAt.UTC()
+	before := t.Metrics.Status
 	t.Metrics.Apply(e, lookup)
+	if t.Metrics.Status != before {
+		t.StatusSince = e.OccurredAt.UTC()
+	}
 	at := e.OccurredAt.UTC()
 	switch p := e.Payload.(type) {
 	case domain.TicketCreated:

@@ -239,3 +239,20 @@ func (m *Tickets) DueDeadlines(now time.Time, warnBefore time.Duration) []domain
 	}
 	return out
 }
+
+// DueAutoCloses lists the tickets that have been Replied for at least days days (the
+// support settings' auto_close_days; 0 never closes) at instant now.
+func (m *Tickets) DueAutoCloses(now time.Time, days int) []domain.DueAutoClose {
+	if days <= 0 {
+		return nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []domain.DueAutoClose
+	for _, t := range m.order {
+		if t.Metrics.Status == domain.StatusReplied && !now.Before(t.StatusSince.AddDate(0, 0, days)) {
+			out = append(out, domain.DueAutoClose{TicketID: t.ID, RepliedSince: t.StatusSince})
+		}
+	}
+	return out
+}

@@ -117,7 +117,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancelRun()
 	projDone := make(chan error, 1)
 	go func() { projDone <- keepRunning(runCtx, "projections", runner.Run, log) }()
-	go h.WatchDeadlines(runCtx, tickets, time.Second, cfg.slaWarning)
+	go h.RunScheduler(runCtx, tickets, time.Second, cfg.slaWarning)
 	forwarder, err := natsapi.NewForwarder(ctx, store, store.Conn(), log)
 	if err != nil {
 		return err

@@ -118,3 +118,61 @@ func TestDeadlineRecordedOnce(t *testing.T) {
 		t.Fatalf("agreement status %s", *v.AgreementStatus)
 	}
 }
+
+// A ticket left in Replied is closed automatically once, after auto_close_days, by
+// whichever process runs the scheduler first; a customer message before that prevents it.
+func TestAutoClose(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	clock := &testClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ChangeSettings(ctx, domain.SupportSettings{AutoCloseDays: 3}, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	create := func() string {
+		res, err := h.CreateTicket(ctx, domain.CreateTicket{TicketFieldsData: domain.TicketFieldsData{
+			Subject: "s", RaisedBy: "c@example.com", Channel: domain.ChannelAPI}}, commands.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Execute(ctx, res.TicketID, domain.SendReply{Body: "answer"}, commands.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		return res.TicketID
+	}
+	silent, answered := create(), create()
+	clock.Set(time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC))
+	if _, err := h.Execute(ctx, answered, domain.ReceiveCustomerMessage{Channel: domain.ChannelEmail, Body: "thanks, but"}, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	project := func() *projections.Tickets {
+		m := projections.NewTickets()
+		if _, err := projections.NewRunner(store, nil, m).CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// Day 2: nothing is due yet.
+	if due := project().DueAutoCloses(clock.Now(), 3); len(due) != 0 {
+		t.Fatalf("due too early: %+v", due)
+	}
+	// Day 3: two processes run the scheduler with the same, lagging view.
+	clock.Set(time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC))
+	model := project()
+	h.RunDue(ctx, model, 0)
+	other, _ := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now})
+	other.RunDue(ctx, model, 0)
+	if n := countEvents(t, h, silent, "ticket.closed"); n != 1 {
+		t.Fatalf("silent ticket closed %d times", n)
+	}
+	if n := countEvents(t, h, answered, "ticket.closed"); n != 0 {
+		t.Fatalf("a ticket the customer answered was closed")
+	}
+	v, _ := project().Get(silent, clock.Now())
+	if v.Status != domain.StatusClosed || !v.ClosedAutomatically {
+		t.Fatalf("status %s, automatic %v", v.Status, v.ClosedAutomatically)
+	}
+}
