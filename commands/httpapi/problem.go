@@ -23,16 +23,18 @@ type Problem struct {
 
 // Problem types.
 const (
-	ProblemMalformed       = "/problems/malformed-request"
-	ProblemValidation      = "/problems/validation"
-	ProblemNotFound        = "/problems/not-found"
-	ProblemTransition      = "/problems/invalid-transition"
-	ProblemConflict        = "/problems/conflict"
-	ProblemVersionMismatch = "/problems/version-mismatch"
-	ProblemTooLarge        = "/problems/payload-too-large"
-	ProblemMediaType       = "/problems/unsupported-media-type"
-	ProblemUnavailable     = "/problems/unavailable"
-	ProblemInternal        = "/problems/internal"
+	ProblemMalformed        = "/problems/malformed-request"
+	ProblemValidation       = "/problems/validation"
+	ProblemNotFound         = "/problems/not-found"
+	ProblemTransition       = "/problems/invalid-transition"
+	ProblemConflict         = "/problems/conflict"
+	ProblemVersionMismatch  = "/problems/version-mismatch"
+	ProblemTooLarge         = "/problems/payload-too-large"
+	ProblemMediaType        = "/problems/unsupported-media-type"
+	ProblemMethodNotAllowed = "/problems/method-not-allowed"
+	ProblemForbidden        = "/problems/forbidden"
+	ProblemUnavailable      = "/problems/unavailable"
+	ProblemInternal         = "/problems/internal"
 )
 
 // requestError is an error of the request itself, found before any command runs.
@@ -62,6 +64,8 @@ func problemFor(err error) Problem {
 		return Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: err.Error()}
 	case errors.Is(err, domain.ErrInvalidTransition):
 		return Problem{Type: ProblemTransition, Title: "Invalid transition", Status: http.StatusConflict, Detail: err.Error()}
+	case errors.Is(err, domain.ErrForbidden):
+		return Problem{Type: ProblemForbidden, Title: "Forbidden", Status: http.StatusForbidden, Detail: err.Error()}
 	case errors.Is(err, domain.ErrConflict):
 		return Problem{Type: ProblemConflict, Title: "Conflict", Status: http.StatusConflict, Detail: err.Error()}
 	case errors.Is(err, eventstore.ErrUnavailable):

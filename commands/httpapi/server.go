@@ -70,18 +70,45 @@ func (s *Server) Routes() http.Handler {
 	mux.HandleFunc("POST /v1/slas", s.handle(s.saveSLA))
 	mux.HandleFunc("DELETE /v1/slas/{name}", s.handle(s.removeSLA))
 	mux.HandleFunc("POST /v1/what-if", s.handle(s.whatIf))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	return problemForUnrouted(mux)
+}
+
+// problemForUnrouted answers the mux's own 404 (no such path) and 405 (a known path with
+// another method, with its Allow header) as problem documents like every other error.
+func problemForUnrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		mux.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", allow)
+			writeProblem(w, r, Problem{Type: ProblemMethodNotAllowed, Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
+				Detail: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + allow})
+			return
+		}
 		writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return mux
 }
+
+// statusRecorder captures what the mux would answer for an unrouted request.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(status int)      { s.status = status }
 
 // handle adapts an endpoint that returns an error to net/http, mapping the error once.
 func (s *Server) handle(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
 			p := problemFor(err)
-			if p.Status >= 500 {
+			if p.Type == ProblemInternal {
 				s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeProblem(w, r, p)
@@ -369,6 +396,9 @@ func (s *Server) listTickets(w http.ResponseWriter, r *http.Request) error {
 		Project: q.Get("project"), EmailAccount: q.Get("email_account"), Assignee: q.Get("assignee"),
 		RaisedBy: q.Get("raised_by"), Channel: q.Get("channel"), SLA: q.Get("sla"), AgreementStatus: q.Get("agreement_status"),
 		NewestFirst: q.Get("order") == "newest",
+	}
+	if o := q.Get("order"); o != "" && o != "newest" && o != "oldest" {
+		return domain.Invalid("order", "must be newest or oldest")
 	}
 	for _, k := range []string{"status", "priority", "ticket_type", "customer", "contact", "lead", "company", "project", "email_account", "assignee", "raised_by", "channel", "sla", "agreement_status"} {
 		known[k] = true

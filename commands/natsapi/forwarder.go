@@ -54,7 +54,7 @@ func NewCloudEvent(e domain.Event, pos uint64) CloudEvent {
 	return CloudEvent{
 		SpecVersion: "1.0", ID: e.ID, Source: "ticketcore", Type: e.Type, Subject: e.Stream,
 		Time: e.OccurredAt, DataContentType: "application/json",
-		DataSchema: fmt.Sprintf("/schemas/%s/v%d", e.Type, e.SchemaVersion), Data: e.Data,
+		DataSchema: fmt.Sprintf("docs/schemas/%s.v%d.json", e.Type, e.SchemaVersion), Data: e.Data,
 		Sequence: e.Sequence, Position: pos, Actor: e.Actor, CorrelationID: e.CorrelationID, CausationID: e.CausationID,
 	}
 }
