@@ -1,0 +1,89 @@
+package jetstream_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/ticketcore/ticketcore/eventstore"
+	"github.com/ticketcore/ticketcore/eventstore/jetstream"
+)
+
+// benchStreams is the number of event streams the append benchmarks cycle through,
+// as many tickets being worked on at once would.
+const benchStreams = 1000
+
+func BenchmarkAppendSingle(b *testing.B) {
+	benchmarkAppend(b, 1)
+}
+
+func BenchmarkAppendBatch8(b *testing.B) {
+	benchmarkAppend(b, 8)
+}
+
+func benchmarkAppend(b *testing.B, size int) {
+	s := open(b, jetstream.Config{DataDir: b.TempDir()})
+	ctx := b.Context()
+	revisions := make([]eventstore.Revision, benchStreams)
+	var appended int
+	for b.Loop() {
+		i := appended / size % benchStreams
+		res, err := s.Append(ctx, fmt.Sprintf("ticket-%d", i), revisions[i], newEvents(size))
+		if err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+		revisions[i] = res.Revision
+		appended += size
+	}
+	b.ReportMetric(float64(appended)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkReadAll(b *testing.B) {
+	const total = 100_000
+	s := open(b, jetstream.Config{DataDir: b.TempDir()})
+	ctx := b.Context()
+	for i := 0; i < total; i += 500 {
+		if _, err := s.Append(ctx, fmt.Sprintf("ticket-%d", i), eventstore.NoStream, newEvents(500)); err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+	}
+	var read int
+	for b.Loop() {
+		events, err := s.ReadAll(ctx, 1, total)
+		if err != nil {
+			b.Fatalf("ReadAll: %v", err)
+		}
+		if len(events) != total {
+			b.Fatalf("ReadAll: %d events, want %d", len(events), total)
+		}
+		read += len(events)
+	}
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkReadStream(b *testing.B) {
+	s := open(b, jetstream.Config{DataDir: b.TempDir()})
+	ctx := b.Context()
+	// A ticket of 20 events among 10,000 others.
+	for i := range 200 {
+		if _, err := s.Append(ctx, fmt.Sprintf("ticket-%d", i), eventstore.NoStream, newEvents(50)); err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+	}
+	rev := eventstore.NoStream
+	for range 20 {
+		res, err := s.Append(ctx, "ticket-x", rev, newEvents(1))
+		if err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+		rev = res.Revision
+	}
+	var read int
+	for b.Loop() {
+		events, err := s.ReadStream(ctx, "ticket-x")
+		if err != nil || len(events) != 20 {
+			b.Fatalf("ReadStream: %d events, %v", len(events), err)
+		}
+		read += len(events)
+	}
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,235 @@
+// Package jetstream is the production eventstore.Store, over NATS JetStream.
+//
+// All events live in one JetStream stream. Each event stream is one subject,
+// <prefix>.<stream name>, so the JetStream sequence is the global position and the
+// sequence of a subject's last message is the stream's revision. Appends use the
+// per-subject expected-last-sequence check for optimistic concurrency, the message ID
+// (the event ID) for deduplication, and atomic batch publish (nats-server 2.12+) for
+// appends of several events. ReadStream uses batched direct gets by subject
+// (nats-server 2.11+); ReadAll and Subscribe use an ordered consumer.
+//
+// Direct gets may be answered by any replica of a replicated stream, so a ReadStream
+// that follows a write can miss it for a moment; the revision check of the next
+// append catches that as ErrConflict.
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ticketcore/ticketcore/eventstore"
+)
+
+// Defaults of Config.
+const (
+	DefaultStreamName    = "TICKETS_EVENTS"
+	DefaultSubjectPrefix = "tkt.ev"
+)
+
+const (
+	// duplicateWindow is how long JetStream remembers message IDs. Retries within it
+	// are recognised by the server; later ones by Append itself (see resolveConflict).
+	duplicateWindow = 2 * time.Minute
+	// requestTimeout bounds a request whose context has no deadline.
+	requestTimeout = 5 * time.Second
+	// startTimeout bounds the start of the embedded server.
+	startTimeout = 10 * time.Second
+	// drainPoll is how often Close checks whether the drain has finished.
+	drainPoll = 5 * time.Millisecond
+)
+
+// Config says where the events are stored.
+type Config struct {
+	// URL of the NATS servers to connect to (comma separated). Empty starts an
+	// embedded server in this process; it listens on 127.0.0.1 on a random port
+	// (see ClientURL), without authentication.
+	URL string
+	// DataDir is the embedded server's storage directory; required when URL is empty.
+	DataDir string
+	// StreamName is the JetStream stream holding the events. Default DefaultStreamName.
+	StreamName string
+	// SubjectPrefix is prepended to stream names to form subjects; the stream owns
+	// <SubjectPrefix>.>. Default DefaultSubjectPrefix.
+	SubjectPrefix string
+	// Replicas of the JetStream stream. Default 1.
+	Replicas int
+	// SyncAlways makes the embedded server fsync every write before acknowledging it.
+	// A remote server is configured on its own side; this field does not reach it.
+	SyncAlways bool
+	// Options are passed to nats.Connect (credentials, TLS, name...).
+	Options []nats.Option
+}
+
+// Store is the JetStream adapter. It is safe for concurrent use.
+type Store struct {
+	nc     *nats.Conn
+	js     natsjs.JetStream
+	stream natsjs.Stream
+	srv    *server.Server // the embedded server, nil when connected to URL
+	url    string
+
+	streamName string
+	prefix     string // subject prefix, with the trailing dot
+	getSubject string // direct get API subject of the stream
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open connects to JetStream (starting the embedded server if cfg.URL is empty) and
+// creates the stream, or updates its configuration if it exists.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.StreamName == "" {
+		cfg.StreamName = DefaultStreamName
+	}
+	if cfg.SubjectPrefix == "" {
+		cfg.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+
+	s := &Store{
+		url:        cfg.URL,
+		streamName: cfg.StreamName,
+		prefix:     cfg.SubjectPrefix + ".",
+		getSubject: "$JS.API.DIRECT.GET." + cfg.StreamName,
+	}
+	opts := cfg.Options
+	if cfg.URL == "" {
+		srv, err := startServer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.srv = srv
+		s.url = srv.ClientURL()
+		// Our own connection skips the network; the listener is there for tools.
+		opts = append([]nats.Option{nats.InProcessServer(srv)}, cfg.Options...)
+	}
+
+	nc, err := nats.Connect(s.url, opts...)
+	if err != nil {
+		s.shutdownServer()
+		return nil, fmt.Errorf("open event store: connect to %s: %w", s.url, err)
+	}
+	s.nc = nc
+
+	if err := s.setup(ctx, cfg); err != nil {
+		nc.Close()
+		s.shutdownServer()
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) setup(ctx context.Context, cfg Config) error {
+	js, err := natsjs.New(s.nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+		Name:     cfg.StreamName,
+		Subjects: []string{cfg.SubjectPrefix + ".>"},
+		Storage:  natsjs.FileStorage,
+		Replicas: cfg.Replicas,
+		// An event store keeps every event: no limits. The discard policy only
+		// matters if an operator adds one.
+		Retention:          natsjs.LimitsPolicy,
+		Discard:            natsjs.DiscardOld,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxMsgsPerSubject:  -1,
+		Duplicates:         duplicateWindow,
+		AllowAtomicPublish: true,
+		AllowDirect:        true,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", cfg.StreamName, err)
+	}
+	s.js, s.stream = js, stream
+	return nil
+}
+
+// startServer starts the embedded server and waits until it accepts clients.
+func startServer(cfg Config) (*server.Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("open event store: an embedded server needs Config.DataDir")
+	}
+	srv, err := server.NewServer(&server.Options{
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		SyncAlways: cfg.SyncAlways,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open event store: embedded server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(startTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("open event store: embedded server not ready after %v", startTimeout)
+	}
+	return srv, nil
+}
+
+// Conn is the store's connection, for other uses of the same servers (KV buckets,
+// request/reply). Close drains it.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// JetStream is the store's JetStream context.
+func (s *Store) JetStream() natsjs.JetStream { return s.js }
+
+// ClientURL is the URL other clients can connect to: the embedded server's listener,
+// or Config.URL.
+func (s *Store) ClientURL() string { return s.url }
+
+// Close drains the connection, so that requests in flight get their answers, then shuts
+// the embedded server down. Subscribe calls in progress return. Calls after the first
+// return the first one's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			s.closeErr = fmt.Errorf("close event store: drain: %w", err)
+			s.nc.Close()
+		}
+		// Drain works in the background and closes the connection when done (or after
+		// the connection's DrainTimeout). Polling is the one way to wait for that which
+		// does not depend on the closed callback, which an option can turn off.
+		for !s.nc.IsClosed() {
+			time.Sleep(drainPoll)
+		}
+		s.shutdownServer()
+	})
+	return s.closeErr
+}
+
+func (s *Store) shutdownServer() {
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	}
+}
+
+// withTimeout bounds ctx by requestTimeout unless it already has a deadline, so that
+// no request waits forever for a server that does not answer.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, requestTimeout)
+}
