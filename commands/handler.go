@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,7 +19,7 @@ import (
 
 // maxAttempts bounds how often a command is decided again after a concurrency
 // conflict before the conflict is returned to the caller.
-const maxAttempts = 8
+const maxAttempts = 10
 
 // Meta is what a transport knows of the command it forwards.
 type Meta struct {
@@ -93,7 +94,7 @@ func NewHandler(ctx context.Context, store eventstore.Store, opts Options) (*Han
 	return &Handler{
 		store:   store,
 		ref:     ref,
-		numbers: NewNumbers(store, opts.NumberBlock, opts.Owner),
+		numbers: NewNumbers(store, opts.NumberBlock, opts.Owner, opts.Clock),
 		cache:   newStateCache(opts.CacheSize),
 		now:     opts.Clock,
 		log:     opts.Logger,
@@ -217,10 +218,32 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 		if (errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrDuplicate)) && attempt < maxAttempts {
 			// Someone else wrote (or our earlier attempt did): decide again on fresh state.
 			entry.loaded = false
+			if errors.Is(err, eventstore.ErrConflict) {
+				if err := conflictBackoff(ctx, attempt); err != nil {
+					return Result{}, fmt.Errorf("%s: %w", cmd.CommandName(), err)
+				}
+			}
 			continue
 		}
 		entry.loaded = false
 		return Result{}, fmt.Errorf("%s: %w", cmd.CommandName(), mapStoreError(err))
+	}
+}
+
+// conflictBackoff pauses before a command that lost a race is decided again. The
+// winner's cached state is warm, so it writes its next command at once, while the loser
+// must re-read the stream first: retrying at once loses again for as long as the other
+// process has commands queued for the ticket. A short, growing, random pause lets such
+// a burst pass instead of failing the command after maxAttempts straight defeats.
+func conflictBackoff(ctx context.Context, attempt int) error {
+	ceiling := min(time.Millisecond<<attempt, 100*time.Millisecond)
+	timer := time.NewTimer(ceiling/2 + rand.N(ceiling/2))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -89,11 +89,13 @@ func (m *SLAMetrics) Apply(e Event, lookup SLALookup) {
 		for _, msg := range p.ThreadMessages(at) {
 			m.countMessage(msg.Direction, msg.At)
 		}
-		return
-	case SLAApplied:
-		m.useSLA(p.SLA, p.SLAVersion, p.Priority, at, lookup)
+		m.useSLA(p.SLA, at, lookup)
+	case PriorityChanged:
+		m.useSLA(p.SLA, at, lookup)
+	case TypeChanged:
+		m.useSLA(p.SLA, at, lookup)
 	case SLAReset:
-		m.useSLA(p.SLA, p.SLAVersion, p.Priority, at, lookup)
+		m.useSLA(SLASelection{SLA: p.SLA, SLAVersion: p.SLAVersion, Priority: p.Priority}, at, lookup)
 		m.startCycle(at)
 	case ReplySent:
 		m.Replies++
@@ -134,11 +136,11 @@ func (m *SLAMetrics) countMessage(d Direction, at time.Time) {
 
 // useSLA switches to a recorded SLA; if that changes the class of the current status
 // (Replied pauses under one SLA and not another), the hold interval follows.
-func (m *SLAMetrics) useSLA(name string, version int, priority string, at time.Time, lookup SLALookup) {
+func (m *SLAMetrics) useSLA(sel SLASelection, at time.Time, lookup SLALookup) {
 	before := m.classOf(m.Status)
-	m.SLAName, m.SLAVersion, m.Priority, m.sla = name, version, priority, nil
-	if name != "" && lookup != nil {
-		if s, ok := lookup(name, version); ok {
+	m.SLAName, m.SLAVersion, m.Priority, m.sla = sel.SLA, sel.SLAVersion, sel.Priority, nil
+	if sel.SLA != "" && lookup != nil {
+		if s, ok := lookup(sel.SLA, sel.SLAVersion); ok {
 			m.sla = s
 		}
 	}

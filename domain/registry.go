@@ -50,7 +50,6 @@ func init() {
 	register[TypeChanged](1, nil)
 	register[TicketAssigned](1, nil)
 	register[TicketUnassigned](1, nil)
-	register[SLAApplied](1, nil)
 	register[SLAReset](1, nil)
 	register[SLADeadlineMissed](1, nil)
 	register[SLADeadlineApproaching](1, nil)

@@ -33,9 +33,7 @@ type Ticket struct {
 	Fields      TicketFieldsData
 	Status      Status
 	StatusSince time.Time
-	SLA         string
-	SLAVersion  int
-	SLAPriority string
+	SLA         SLASelection
 	Messages    []MessageRef
 	Assignees   []string
 	SplitFrom   *SplitOrigin
@@ -206,25 +204,26 @@ func decideCreate(t *Ticket, c CreateTicket, d Decision) ([]Payload, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	applied := selectSLA(f, d, "created")
+	selection := selectSLA(f, d)
 	if f.Priority == "" {
-		f.Priority = applied.Priority
+		f.Priority = selection.Priority
 	}
 	created := TicketCreated{
 		TicketID:         c.TicketID,
 		Number:           c.Number,
 		TicketFieldsData: f,
+		SLA:              selection,
 		OpeningMessageID: c.OpeningMessageID,
 		Attachments:      c.Attachments,
 		SplitFrom:        c.SplitFrom,
 		Messages:         c.Messages,
 	}
-	return []Payload{created, applied}, nil
+	return []Payload{created}, nil
 }
 
 // selectSLA picks the SLA for the ticket's fields; the priority whose targets apply is
 // the ticket's when the SLA defines it, else the SLA's default priority.
-func selectSLA(f TicketFieldsData, d Decision, reason string) SLAApplied {
+func selectSLA(f TicketFieldsData, d Decision) SLASelection {
 	slas := d.Ref.SLAs()
 	candidates := make([]*SLA, len(slas))
 	for i, s := range slas {
@@ -232,22 +231,18 @@ func selectSLA(f TicketFieldsData, d Decision, reason string) SLAApplied {
 	}
 	chosen := SelectSLA(candidates, f.SelectionFields(), d.Now)
 	if chosen == nil {
-		return SLAApplied{Priority: f.Priority, Reason: reason}
+		return SLASelection{Priority: f.Priority}
 	}
-	applied := SLAApplied{SLA: chosen.Name(), Priority: chosen.DefaultPriority().Name, Reason: reason}
+	selection := SLASelection{SLA: chosen.Name(), Priority: chosen.DefaultPriority().Name}
 	if _, ok := chosen.Priority(f.Priority); ok {
-		applied.Priority = f.Priority
+		selection.Priority = f.Priority
 	}
 	for _, s := range slas {
 		if s.SLA == chosen {
-			applied.SLAVersion = s.Version
+			selection.SLAVersion = s.Version
 		}
 	}
-	return applied
-}
-
-func (t *Ticket) slaChanged(a SLAApplied) bool {
-	return a.SLA != t.SLA || a.SLAVersion != t.SLAVersion || a.Priority != t.SLAPriority
+	return selection
 }
 
 func decideCustomerMessage(t *Ticket, c ReceiveCustomerMessage) ([]Payload, error) {
@@ -383,11 +378,7 @@ func decideChangePriority(t *Ticket, c ChangePriority, d Decision) ([]Payload, e
 	}
 	f := t.Fields
 	f.Priority = c.Priority
-	events := []Payload{PriorityChanged{From: t.Fields.Priority, To: c.Priority}}
-	if a := selectSLA(f, d, "priority_changed"); t.slaChanged(a) {
-		events = append(events, a)
-	}
-	return events, nil
+	return []Payload{PriorityChanged{From: t.Fields.Priority, To: c.Priority, SLA: selectSLA(f, d)}}, nil
 }
 
 func decideChangeType(t *Ticket, c ChangeType, d Decision) ([]Payload, error) {
@@ -402,11 +393,7 @@ func decideChangeType(t *Ticket, c ChangeType, d Decision) ([]Payload, error) {
 	}
 	f := t.Fields
 	f.TicketType = c.TicketType
-	events := []Payload{TypeChanged{From: t.Fields.TicketType, To: c.TicketType}}
-	if a := selectSLA(f, d, "type_changed"); t.slaChanged(a) {
-		events = append(events, a)
-	}
-	return events, nil
+	return []Payload{TypeChanged{From: t.Fields.TicketType, To: c.TicketType, SLA: selectSLA(f, d)}}, nil
 }
 
 func decideResetSLA(t *Ticket, c ResetSLA, d Decision) ([]Payload, error) {
@@ -419,8 +406,8 @@ func decideResetSLA(t *Ticket, c ResetSLA, d Decision) ([]Payload, error) {
 	if t.Status == StatusResolved || t.Status == StatusClosed {
 		return nil, &TransitionError{Action: "reset the SLA of", From: t.Status}
 	}
-	a := selectSLA(t.Fields, d, "reset")
-	return []Payload{SLAReset{Reason: c.Reason, SLA: a.SLA, SLAVersion: a.SLAVersion, Priority: a.Priority}}, nil
+	s := selectSLA(t.Fields, d)
+	return []Payload{SLAReset{Reason: c.Reason, SLA: s.SLA, SLAVersion: s.SLAVersion, Priority: s.Priority}}, nil
 }
 
 func (t *Ticket) hasMessage(id string) bool {
@@ -442,7 +429,7 @@ func EvolveTicket(t *Ticket, e Event) {
 	}
 	switch p := e.Payload.(type) {
 	case TicketCreated:
-		t.ID, t.Number, t.Fields, t.SplitFrom = p.TicketID, p.Number, p.TicketFieldsData, p.SplitFrom
+		t.ID, t.Number, t.Fields, t.SplitFrom, t.SLA = p.TicketID, p.Number, p.TicketFieldsData, p.SplitFrom, p.SLA
 		t.Messages = append(t.Messages, p.ThreadMessages(e.OccurredAt)...)
 	case CustomerMessageReceived:
 		t.Messages = append(t.Messages, MessageRef{ID: p.MessageID, Direction: Incoming, At: e.OccurredAt})
@@ -454,17 +441,15 @@ func EvolveTicket(t *Ticket, e Event) {
 			t.Messages = t.Messages[:k:k]
 		}
 	case PriorityChanged:
-		t.Fields.Priority = p.To
+		t.Fields.Priority, t.SLA = p.To, p.SLA
 	case TypeChanged:
-		t.Fields.TicketType = p.To
+		t.Fields.TicketType, t.SLA = p.To, p.SLA
 	case TicketAssigned:
 		t.Assignees = append(t.Assignees, p.Assignee)
 	case TicketUnassigned:
 		t.Assignees = slices.DeleteFunc(slices.Clone(t.Assignees), func(a string) bool { return a == p.Assignee })
-	case SLAApplied:
-		t.SLA, t.SLAVersion, t.SLAPriority = p.SLA, p.SLAVersion, p.Priority
 	case SLAReset:
-		t.SLA, t.SLAVersion, t.SLAPriority = p.SLA, p.SLAVersion, p.Priority
+		t.SLA = SLASelection{SLA: p.SLA, SLAVersion: p.SLAVersion, Priority: p.Priority}
 	}
 }
 

@@ -80,10 +80,22 @@ type SplitOrigin struct {
 	FromMessage string `json:"from_message"`
 }
 
+// SLASelection records the SLA selection made with a change: the SLA's name and version
+// (so a later edit of the SLA never rewrites history) and the priority whose targets
+// apply. An empty SLA means no SLA applies. It travels inside the event of the change
+// itself, so that a command is one event, appended in one round trip.
+type SLASelection struct {
+	SLA        string `json:"sla"`
+	SLAVersion int    `json:"sla_version,omitempty"`
+	Priority   string `json:"sla_priority"`
+}
+
 type TicketCreated struct {
 	TicketID string `json:"ticket_id"`
 	Number   string `json:"number"`
 	TicketFieldsData
+	// SLA is the selection made at creation.
+	SLA SLASelection `json:"sla_selection,omitzero"`
 	// OpeningMessageID identifies the opening customer message (the description).
 	OpeningMessageID string       `json:"opening_message_id"`
 	Attachments      []Attachment `json:"attachments,omitempty"`
@@ -146,14 +158,18 @@ type TicketSplit struct {
 	Subject       string   `json:"subject"`
 }
 
+// PriorityChanged carries the SLA selection made again for the new priority.
 type PriorityChanged struct {
-	From string `json:"from"`
-	To   string `json:"to"`
+	From string       `json:"from"`
+	To   string       `json:"to"`
+	SLA  SLASelection `json:"sla_selection,omitzero"`
 }
 
+// TypeChanged carries the SLA selection made again for the new type.
 type TypeChanged struct {
-	From string `json:"from"`
-	To   string `json:"to"`
+	From string       `json:"from"`
+	To   string       `json:"to"`
+	SLA  SLASelection `json:"sla_selection,omitzero"`
 }
 
 type TicketAssigned struct {
@@ -162,16 +178,6 @@ type TicketAssigned struct {
 
 type TicketUnassigned struct {
 	Assignee string `json:"assignee"`
-}
-
-// SLAApplied records the SLA selection made at creation or on a priority or type
-// change: the SLA's name and version (so a later edit never rewrites history) and the
-// priority its targets are taken from.
-type SLAApplied struct {
-	SLA        string `json:"sla"` // empty: no SLA applies
-	SLAVersion int    `json:"sla_version,omitempty"`
-	Priority   string `json:"priority"`
-	Reason     string `json:"reason"` // created, priority_changed, type_changed
 }
 
 // SLAReset restarts the SLA clock at the event's occurred_at and records the new
@@ -196,7 +202,6 @@ func (PriorityChanged) EventType() string         { return "ticket.priority_chan
 func (TypeChanged) EventType() string             { return "ticket.type_changed" }
 func (TicketAssigned) EventType() string          { return "ticket.assigned" }
 func (TicketUnassigned) EventType() string        { return "ticket.unassigned" }
-func (SLAApplied) EventType() string              { return "ticket.sla_applied" }
 func (SLAReset) EventType() string                { return "ticket.sla_reset" }
 
 // Deadline kinds.

@@ -105,8 +105,8 @@ func (w *WhatIf) Apply(e domain.Event) {
 	p.hypothetical.Apply(w.underSLA(p, e), w.lookup)
 }
 
-// underSLA rewrites an SLA selection (every ticket records one at creation, even when
-// no SLA applied) to name the hypothetical SLA.
+// underSLA rewrites the SLA selection an event records (creation, priority and type
+// changes, resets) to name the hypothetical SLA.
 func (w *WhatIf) underSLA(p *whatIfPair, e domain.Event) domain.Event {
 	choose := func() string {
 		if _, ok := w.sla.Priority(p.priority); ok {
@@ -114,13 +114,20 @@ func (w *WhatIf) underSLA(p *whatIfPair, e domain.Event) domain.Event {
 		}
 		return w.sla.DefaultPriority().Name
 	}
+	hypothetical := func() domain.SLASelection {
+		return domain.SLASelection{SLA: w.sla.Name(), SLAVersion: whatIfVersion, Priority: choose()}
+	}
 	switch pl := e.Payload.(type) {
 	case domain.TicketCreated:
 		p.priority = pl.Priority
+		pl.SLA = hypothetical()
+		e.Payload = pl
 	case domain.PriorityChanged:
 		p.priority = pl.To
-	case domain.SLAApplied:
-		pl.SLA, pl.SLAVersion, pl.Priority = w.sla.Name(), whatIfVersion, choose()
+		pl.SLA = hypothetical()
+		e.Payload = pl
+	case domain.TypeChanged:
+		pl.SLA = hypothetical()
 		e.Payload = pl
 	case domain.SLAReset:
 		pl.SLA, pl.SLAVersion, pl.Priority = w.sla.Name(), whatIfVersion, choose()
