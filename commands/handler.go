@@ -30,6 +30,10 @@ type Meta struct {
 	// ExpectedVersion, when set, refuses the command unless the ticket is at that
 	// version (HTTP If-Match).
 	ExpectedVersion *uint64
+
+	// freshID is true when the handler generated CommandID: such a command cannot be a
+	// retry of an earlier one.
+	freshID bool
 }
 
 // Result is the answer to an accepted command.
@@ -155,7 +159,7 @@ func (h *Handler) Execute(ctx context.Context, ticketID string, cmd domain.Ticke
 
 func (h *Handler) withDefaults(meta Meta) Meta {
 	if meta.CommandID == "" {
-		meta.CommandID = uuid.NewString()
+		meta.CommandID, meta.freshID = uuid.NewString(), true
 	}
 	if meta.CorrelationID == "" {
 		meta.CorrelationID = meta.CommandID
@@ -175,7 +179,11 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 	defer entry.mu.Unlock()
 	for attempt := 1; ; attempt++ {
 		if !entry.loaded {
-			if err := h.load(ctx, stream, entry); err != nil {
+			if _, creating := cmd.(domain.CreateTicket); creating && meta.freshID && attempt == 1 {
+				// A creation under a command ID generated here cannot be a retry, so its
+				// ticket's stream is new: no need to read it (the NoStream check guards).
+				entry.state, entry.revision, entry.loaded = domain.Ticket{}, eventstore.NoStream, true
+			} else if err := h.load(ctx, stream, entry); err != nil {
 				return Result{}, err
 			}
 		}
