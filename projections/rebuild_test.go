@@ -102,7 +102,10 @@ func TestLiveEqualsRebuildEqualsFold(t *testing.T) {
 		if !ok {
 			t.Fatalf("ticket %s does not fold", v.ID)
 		}
-		folded = append(folded, ts.View(at, true))
+		folded = append(folded, ts.View(at, false))
+		if thread := ts.View(at, true).Thread; len(thread) == 0 {
+			t.Fatalf("ticket %s folds without a thread", v.ID)
+		}
 	}
 	compareViews(t, "live", liveSnap, "folded", folded)
 

@@ -39,8 +39,13 @@ type SplitLink struct {
 	At          time.Time `json:"at"`
 }
 
-// TicketState is one ticket of the read model: the fold of its stream.
+// TicketState is one ticket: the fold of its stream. The list model keeps every
+// ticket's fields and metrics in memory but not its thread, which stays in the ticket's
+// stream: the detail view folds that stream on read (withThread), as time travel does,
+// so memory grows with the number of tickets, not with the text they hold.
 type TicketState struct {
+	withThread bool
+
 	ID                  string
 	Number              string
 	Version             uint64
@@ -80,6 +85,9 @@ func (t *TicketState) Apply(e domain.Event, lookup domain.SLALookup) {
 	switch p := e.Payload.(type) {
 	case domain.TicketCreated:
 		t.ID, t.Number, t.Fields, t.CreatedAt, t.SplitFrom = p.TicketID, p.Number, p.TicketFieldsData, at, p.SplitFrom
+		if !t.withThread {
+			break
+		}
 		if p.SplitFrom == nil {
 			t.Thread = append(t.Thread, ThreadMessage{MessageID: p.OpeningMessageID, Direction: domain.Incoming, At: at,
 				From: p.RaisedBy, Subject: p.Subject, Body: p.Description, Channel: p.Channel, Attachments: p.Attachments, Actor: e.Actor})
@@ -90,12 +98,21 @@ func (t *TicketState) Apply(e domain.Event, lookup domain.SLALookup) {
 				From: m.From, Subject: m.Subject, Body: m.Body, HTMLBody: m.HTMLBody, Attachments: m.Attachments})
 		}
 	case domain.CustomerMessageReceived:
+		if !t.withThread {
+			break
+		}
 		t.Thread = append(t.Thread, ThreadMessage{MessageID: p.MessageID, Direction: domain.Incoming, At: at, From: p.From,
 			Subject: p.Subject, Body: p.Body, HTMLBody: p.HTMLBody, Channel: p.Channel, Attachments: p.Attachments, Actor: e.Actor})
 	case domain.ReplySent:
+		if !t.withThread {
+			break
+		}
 		t.Thread = append(t.Thread, ThreadMessage{MessageID: p.MessageID, Direction: domain.Outgoing, At: at, To: p.To, CC: p.CC,
 			Subject: p.Subject, Body: p.Body, HTMLBody: p.HTMLBody, Attachments: p.Attachments, Actor: e.Actor})
 	case domain.CommentAdded:
+		if !t.withThread {
+			break
+		}
 		t.Comments = append(t.Comments, Comment{CommentID: p.CommentID, At: at, Author: e.Actor, Body: p.Body})
 	case domain.TicketResolved:
 		t.Resolution = p.ResolutionDetails
@@ -166,10 +183,10 @@ func (t *TicketState) DueDeadlines(now time.Time, warnBefore time.Duration) []do
 	return due
 }
 
-// FoldTicket builds a ticket from its events, keeping only those that occurred at or
-// before asOf (all when asOf is zero): the ticket exactly as it stood then.
+// FoldTicket builds a ticket with its thread from its events, keeping only those that
+// occurred at or before asOf (all when asOf is zero): the ticket exactly as it stood then.
 func FoldTicket(events []domain.Event, asOf time.Time, lookup domain.SLALookup) (*TicketState, bool) {
-	t := &TicketState{}
+	t := &TicketState{withThread: true}
 	for _, e := range events {
 		if !asOf.IsZero() && e.OccurredAt.After(asOf) {
 			break

@@ -97,7 +97,8 @@ func (m *Tickets) LookupSLA(name string, version int) (*domain.SLA, bool) {
 	return m.slas.Lookup(name, version)
 }
 
-// Get returns the view of one ticket (by id or number) at instant at.
+// Get returns the summary view of one ticket (by id or number) at instant at: every
+// field and metric, without the thread (FoldTicket gives that from the stream).
 func (m *Tickets) Get(idOrNumber string, at time.Time) (TicketView, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -108,7 +109,7 @@ func (m *Tickets) Get(idOrNumber string, at time.Time) (TicketView, bool) {
 	if t == nil {
 		return TicketView{}, false
 	}
-	return t.View(at, true), true
+	return t.View(at, false), true
 }
 
 // Filter selects tickets in a list. Empty fields do not filter.
@@ -215,13 +216,14 @@ func (m *Tickets) Count() int {
 	return len(m.order)
 }
 
-// Snapshot returns every ticket's view at instant at, sorted by id (for comparisons).
+// Snapshot returns every ticket's summary view at instant at, sorted by id (for
+// comparisons).
 func (m *Tickets) Snapshot(at time.Time) []TicketView {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	out := make([]TicketView, 0, len(m.order))
 	for _, t := range m.order {
-		out = append(out, t.View(at, true))
+		out = append(out, t.View(at, false))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

@@ -67,6 +67,9 @@ func (t *TicketState) View(at time.Time, withThread bool) TicketView {
 		ResolutionDate: timePtr(m.ResolutionDate),
 		Reopens:        m.Reopens, Replies: m.Replies, CustomerMessages: m.CustomerMessages,
 	}
+	if !withThread || !t.withThread {
+		v.Description = "" // the opening message: part of the thread
+	}
 	if v.Assignees == nil {
 		v.Assignees = []string{}
 	}
@@ -94,7 +97,7 @@ func (t *TicketState) View(at time.Time, withThread bool) TicketView {
 	v.ResolutionTimeCalendar, v.ResolutionTimeBusiness = res.Calendar, res.Business
 	ures := m.UserResolutionTime()
 	v.UserResolutionTimeCalendar, v.UserResolutionTimeBusiness = ures.Calendar, ures.Business
-	if withThread {
+	if withThread && t.withThread {
 		v.Thread, v.Comments = t.Thread, t.Comments
 		if v.Thread == nil {
 			v.Thread = []ThreadMessage{}

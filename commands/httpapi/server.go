@@ -181,14 +181,15 @@ func (s *Server) waitFor(ctx context.Context, pos uint64) error {
 	return nil
 }
 
-// respondTicket answers a command with the ticket as the command left it.
+// respondTicket answers a command with the ticket as the command left it, once the
+// read model has applied the command too, so that lists read next show it as well.
 func (s *Server) respondTicket(w http.ResponseWriter, r *http.Request, status int, res commands.Result) error {
 	if err := s.waitFor(r.Context(), res.Position); err != nil {
 		return err
 	}
-	view, ok := s.Tickets.Get(res.TicketID, s.Clock())
-	if !ok {
-		return fmt.Errorf("ticket %s: %w", res.TicketID, domain.ErrNotFound)
+	view, err := s.ticketView(r.Context(), res.TicketID, time.Time{})
+	if err != nil {
+		return err
 	}
 	setVersionHeaders(w, view.Version, res.Position)
 	if res.Duplicate {
@@ -196,6 +197,28 @@ func (s *Server) respondTicket(w http.ResponseWriter, r *http.Request, status in
 	}
 	writeJSON(w, status, view)
 	return nil
+}
+
+// ticketView folds a ticket's stream up to an instant (zero: all of it) into the
+// detail view: the ticket with its thread exactly as it stood then, its agreement
+// status evaluated at that instant (now, for the current ticket).
+func (s *Server) ticketView(ctx context.Context, id string, asOf time.Time) (projections.TicketView, error) {
+	events, err := s.Handler.TicketEvents(ctx, id)
+	if err != nil {
+		return projections.TicketView{}, err
+	}
+	t, ok := projections.FoldTicket(events, asOf, s.Tickets.LookupSLA)
+	if !ok {
+		if asOf.IsZero() {
+			return projections.TicketView{}, fmt.Errorf("ticket %s: %w", id, domain.ErrNotFound)
+		}
+		return projections.TicketView{}, fmt.Errorf("ticket %s did not exist at %s: %w", id, asOf.Format(time.RFC3339), domain.ErrNotFound)
+	}
+	at := asOf
+	if at.IsZero() {
+		at = s.Clock()
+	}
+	return t.View(at, true), nil
 }
 
 func setVersionHeaders(w http.ResponseWriter, version, position uint64) {
@@ -340,31 +363,22 @@ func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.getTicketAsOf(w, r, asOf)
 	}
-	view, ok := s.Tickets.Get(r.PathValue("id"), s.Clock())
-	if !ok {
-		return fmt.Errorf("ticket %s: %w", r.PathValue("id"), domain.ErrNotFound)
-	}
-	setVersionHeaders(w, view.Version, 0)
-	writeJSON(w, http.StatusOK, view)
-	return nil
+	return s.getTicketAsOf(w, r, time.Time{})
 }
 
-// getTicketAsOf replays the ticket's stream up to an instant: the ticket exactly as it
-// stood then, with its agreement status evaluated at that instant.
 func (s *Server) getTicketAsOf(w http.ResponseWriter, r *http.Request, asOf time.Time) error {
 	id, err := s.resolveID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	events, err := s.Handler.TicketEvents(r.Context(), id)
+	view, err := s.ticketView(r.Context(), id, asOf)
 	if err != nil {
 		return err
 	}
-	t, ok := projections.FoldTicket(events, asOf, s.Tickets.LookupSLA)
-	if !ok {
-		return fmt.Errorf("ticket %s did not exist at %s: %w", id, asOf.Format(time.RFC3339), domain.ErrNotFound)
+	if asOf.IsZero() {
+		setVersionHeaders(w, view.Version, 0)
 	}
-	writeJSON(w, http.StatusOK, t.View(asOf, true))
+	writeJSON(w, http.StatusOK, view)
 	return nil
 }
 
