@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ticketcore/ticketcore/domain"
@@ -11,28 +12,25 @@ import (
 )
 
 // Catalogues holds the reference data (ticket types, priorities, support settings,
-// SLAs) in memory for deciding. It is loaded from the catalogue streams, updated by
-// this process's own writes at once, and by other processes' writes through Apply.
+// holiday lists, SLAs) in memory for deciding. It is loaded from the catalogue streams,
+// updated by this process's own writes at once, and by other processes' writes through
+// Apply.
 type Catalogues struct {
 	mu         sync.RWMutex
 	types      domain.Catalogue
 	priorities domain.Catalogue
 	settings   *domain.SettingsState
+	holidays   domain.HolidayListsState
 	slas       domain.SLACatalogue
 	revisions  map[string]eventstore.Revision
 }
 
-// catalogueStreams are the streams Catalogues folds.
-var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.SLAStream}
+// catalogueStreams are the streams Catalogues folds, holiday lists before SLAs.
+var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.HolidayListsStream, domain.SLAStream}
 
 // IsCatalogueStream reports whether stream holds reference data.
 func IsCatalogueStream(stream string) bool {
-	for _, s := range catalogueStreams {
-		if s == stream {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(catalogueStreams, stream)
 }
 
 // LoadCatalogues reads every catalogue stream.
@@ -61,6 +59,8 @@ func (c *Catalogues) reload(ctx context.Context, store eventstore.Store, stream 
 		c.priorities = domain.Catalogue{}
 	case domain.SupportSettingsStream:
 		c.settings = domain.NewSettingsState()
+	case domain.HolidayListsStream:
+		c.holidays = domain.HolidayListsState{}
 	case domain.SLAStream:
 		c.slas = domain.SLACatalogue{}
 	}
@@ -81,23 +81,27 @@ func (c *Catalogues) Apply(e domain.Event) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Sequence == c.versionLocked(e.Stream)+1 {
+	if version, _, _ := c.headLocked(e.Stream); e.Sequence == version+1 {
 		c.applyLocked(e)
 	}
 }
 
-func (c *Catalogues) versionLocked(stream string) uint64 {
+// headLocked tells where a catalogue stream stands: its version, its last hash (for the
+// chain) and the commands it has applied (for idempotent retries).
+func (c *Catalogues) headLocked(stream string) (uint64, string, *domain.CommandLog) {
 	switch stream {
 	case domain.TicketTypesStream:
-		return c.types.Version
+		return c.types.Version, c.types.LastHash, &c.types.CommandLog
 	case domain.TicketPrioritiesStream:
-		return c.priorities.Version
+		return c.priorities.Version, c.priorities.LastHash, &c.priorities.CommandLog
 	case domain.SupportSettingsStream:
-		return c.settings.Version
+		return c.settings.Version, c.settings.LastHash, &c.settings.CommandLog
+	case domain.HolidayListsStream:
+		return c.holidays.Version, c.holidays.LastHash, &c.holidays.CommandLog
 	case domain.SLAStream:
-		return c.slas.Version
+		return c.slas.Version, c.slas.LastHash, &c.slas.CommandLog
 	}
-	return 0
+	panic("not a catalogue stream: " + stream)
 }
 
 func (c *Catalogues) applyLocked(e domain.Event) {
@@ -108,6 +112,8 @@ func (c *Catalogues) applyLocked(e domain.Event) {
 		domain.EvolveCatalogue(&c.priorities, e)
 	case domain.SupportSettingsStream:
 		domain.EvolveSettings(c.settings, e)
+	case domain.HolidayListsStream:
+		domain.EvolveHolidayLists(&c.holidays, e)
 	case domain.SLAStream:
 		domain.EvolveSLACatalogue(&c.slas, e)
 	}
@@ -127,12 +133,7 @@ func (s snapshot) Settings() domain.SupportSettings  { return s.settings }
 func (s snapshot) SLAs() []domain.VersionedSLA       { return s.slas }
 
 func hasName(entries []domain.NamedEntry, name string) bool {
-	for _, e := range entries {
-		if e.Name == name {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(entries, func(e domain.NamedEntry) bool { return e.Name == name })
 }
 
 // Reference returns a consistent snapshot for one decision.
@@ -149,7 +150,8 @@ func (c *Catalogues) LookupSLA(name string, version int) (*domain.SLA, bool) {
 	return c.slas.Lookup(name, version)
 }
 
-// TicketTypes, TicketPriorities, Settings and SLAs list the current reference data.
+// TicketTypes, TicketPriorities, Settings, HolidayLists and SLAs list the current
+// reference data.
 func (c *Catalogues) TicketTypes() []domain.NamedEntry {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -168,26 +170,44 @@ func (c *Catalogues) Settings() domain.SupportSettings {
 	return c.settings.Settings
 }
 
+func (c *Catalogues) HolidayLists() map[string]domain.HolidayList {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.holidays.Lists
+}
+
 func (c *Catalogues) SLAs() []domain.VersionedSLA {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.slas.Current
 }
 
+// WrittenSLA is an SLA's current definition as written (holiday lists by name).
+func (c *Catalogues) WrittenSLA(name string) (domain.SLADefinition, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.slas.Written(name)
+}
+
 // decideAndAppend runs one catalogue decision with optimistic concurrency: on a
-// conflict (another process wrote the catalogue) it reloads and decides again.
+// conflict (another process wrote the catalogue) it reloads and decides again. A
+// command already applied returns the events it produced then, and adds nothing.
 func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store, stream string, meta domain.Metadata, decide func() ([]domain.Payload, error)) ([]domain.Event, error) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		c.mu.RLock()
-		version, rev := c.versionLocked(stream), c.revisions[stream]
-		prevHash := c.lastHashLocked(stream)
+		version, prevHash, log := c.headLocked(stream)
+		done, seen := log.Seen(meta.CommandID)
+		rev := c.revisions[stream]
 		c.mu.RUnlock()
+		if seen {
+			return done, nil
+		}
 		payloads, err := decide()
 		if err != nil || len(payloads) == 0 {
 			return nil, err
 		}
 		events, err := domain.NewEvents(stream, version, prevHash, meta, func(i int) string {
-			return DeriveID(meta.CommandID, stream, fmt.Sprint(version+uint64(i)))
+			return DeriveID(meta.CommandID, stream, fmt.Sprint(i))
 		}, payloads)
 		if err != nil {
 			return nil, err
@@ -200,7 +220,7 @@ func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store
 		switch {
 		case err == nil:
 			c.mu.Lock()
-			if c.versionLocked(stream) == version {
+			if v, _, _ := c.headLocked(stream); v == version {
 				for _, e := range events {
 					c.applyLocked(e)
 				}
@@ -216,18 +236,4 @@ func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store
 			return nil, mapStoreError(err)
 		}
 	}
-}
-
-func (c *Catalogues) lastHashLocked(stream string) string {
-	switch stream {
-	case domain.TicketTypesStream:
-		return c.types.LastHash
-	case domain.TicketPrioritiesStream:
-		return c.priorities.LastHash
-	case domain.SupportSettingsStream:
-		return c.settings.LastHash
-	case domain.SLAStream:
-		return c.slas.LastHash
-	}
-	return ""
 }

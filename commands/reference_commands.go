@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/eventstore"
@@ -47,14 +48,60 @@ func (h *Handler) ChangeSettings(ctx context.Context, next domain.SupportSetting
 	})
 }
 
-// SaveSLA validates and stores a new version of an SLA.
+// SaveSLA validates and stores a new version of an SLA, with the current dates of the
+// holiday lists its calendar names.
 func (h *Handler) SaveSLA(ctx context.Context, def domain.SLADefinition, meta Meta) ([]domain.Event, error) {
 	meta = h.withDefaults(meta)
 	return h.ref.decideAndAppend(ctx, h.store, domain.SLAStream, h.metadata(meta), func() ([]domain.Payload, error) {
 		h.ref.mu.RLock()
-		c := h.ref.slas
+		c, lists := h.ref.slas, h.ref.holidays
 		h.ref.mu.RUnlock()
-		return domain.DecideSaveSLA(&c, def)
+		return domain.DecideSaveSLA(&c, def, lists.Lookup)
+	})
+}
+
+// SaveHolidayList creates or changes a holiday list, then saves a new version of every
+// SLA that names it, so that deadlines computed from now on use the new dates while
+// tickets keep the SLA versions they recorded. Each step is idempotent under the
+// command ID, so a retry after a failure in between completes the cascade.
+func (h *Handler) SaveHolidayList(ctx context.Context, list domain.HolidayList, meta Meta) ([]domain.Event, error) {
+	meta = h.withDefaults(meta)
+	events, err := h.ref.decideAndAppend(ctx, h.store, domain.HolidayListsStream, h.metadata(meta), func() ([]domain.Payload, error) {
+		h.ref.mu.RLock()
+		s := h.ref.holidays
+		h.ref.mu.RUnlock()
+		return domain.DecideSaveHolidayList(&s, list)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.ref.mu.RLock()
+	users := h.ref.slas.UsingHolidayList(list.Name)
+	h.ref.mu.RUnlock()
+	for _, name := range users {
+		def, ok := h.ref.WrittenSLA(name)
+		if !ok {
+			continue
+		}
+		cascade := meta
+		cascade.CommandID = DeriveID(meta.CommandID, "holiday-list-cascade", name)
+		more, err := h.SaveSLA(ctx, def, cascade)
+		if err != nil {
+			return events, fmt.Errorf("save SLA %s with the new holidays: %w", name, err)
+		}
+		events = append(events, more...)
+	}
+	return events, nil
+}
+
+// RemoveHolidayList removes a list that no current SLA names.
+func (h *Handler) RemoveHolidayList(ctx context.Context, name string, meta Meta) ([]domain.Event, error) {
+	meta = h.withDefaults(meta)
+	return h.ref.decideAndAppend(ctx, h.store, domain.HolidayListsStream, h.metadata(meta), func() ([]domain.Payload, error) {
+		h.ref.mu.RLock()
+		s, users := h.ref.holidays, h.ref.slas.UsingHolidayList(name)
+		h.ref.mu.RUnlock()
+		return domain.DecideRemoveHolidayList(&s, name, users)
 	})
 }
 

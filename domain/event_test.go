@@ -62,6 +62,8 @@ func samplePayloads() []domain.Payload {
 		domain.SupportSettingsChanged{AutoCloseDays: 3, AllowSLAReset: true},
 		domain.SLASaved{Version: 2, Definition: def},
 		domain.SLARemoved{Name: "Standard"},
+		domain.HolidayListSaved{Name: "France", Description: "public holidays", Holidays: []string{"2026-05-01", "2026-07-14"}},
+		domain.HolidayListRemoved{Name: "France"},
 		domain.NumberBlockReserved{Year: 2026, From: 21, To: 40, Owner: "host/1"},
 	}
 }

@@ -51,7 +51,8 @@ func (TicketPriorityRemoved) EventType() string { return "ticket_priority.remove
 type Catalogue struct {
 	Version  uint64
 	LastHash string
-	Entries  []NamedEntry
+	CommandLog
+	Entries []NamedEntry
 }
 
 // Has reports whether an entry of that name exists (names are case-sensitive, as
@@ -140,6 +141,7 @@ func DecideCatalogue(c *Catalogue, cmd CatalogueCommand, priorities bool) ([]Pay
 // EvolveCatalogue applies a catalogue event.
 func EvolveCatalogue(c *Catalogue, e Event) {
 	c.Version, c.LastHash = e.Sequence, e.Hash
+	c.record(e)
 	var created *NamedEntry
 	var updated *TicketTypeUpdated
 	var removed string
@@ -195,6 +197,7 @@ func (SupportSettingsChanged) EventType() string { return "support_settings.chan
 type SettingsState struct {
 	Version  uint64
 	LastHash string
+	CommandLog
 	Settings SupportSettings
 }
 
@@ -217,15 +220,28 @@ func DecideSettings(s *SettingsState, next SupportSettings) ([]Payload, error) {
 // EvolveSettings applies a settings event.
 func EvolveSettings(s *SettingsState, e Event) {
 	s.Version, s.LastHash = e.Sequence, e.Hash
+	s.record(e)
 	if p, ok := e.Payload.(SupportSettingsChanged); ok {
 		s.Settings = SupportSettings(p)
 	}
 }
 
-// SLASaved records a new version of an SLA definition.
+// SLASaved records a new version of an SLA definition, with the dates of the holiday
+// lists its calendar names as they were when it was saved.
 type SLASaved struct {
-	Version    int           `json:"version"`
-	Definition SLADefinition `json:"definition"`
+	Version      int                 `json:"version"`
+	Definition   SLADefinition       `json:"definition"`
+	ListHolidays map[string][]string `json:"list_holidays,omitempty"`
+}
+
+// compiled is the SLA this version means: the definition with its lists' dates added
+// to its own holidays.
+func (s SLASaved) compiled() (*SLA, error) {
+	def := s.Definition.clone()
+	for _, name := range def.Calendar.HolidayLists {
+		def.Calendar.Holidays = append(def.Calendar.Holidays, s.ListHolidays[name]...)
+	}
+	return CompileSLA(def)
 }
 
 // SLARemoved removes an SLA from selection; tickets that recorded it keep it.
@@ -241,8 +257,28 @@ func (SLARemoved) EventType() string { return "sla.removed" }
 type SLACatalogue struct {
 	Version  uint64
 	LastHash string
+	CommandLog
 	Current  []VersionedSLA
 	versions map[slaKey]*SLA
+	written  map[string]SLADefinition // current definitions as written (lists unresolved)
+}
+
+// Written returns the current definition of an SLA as it was written, holiday lists
+// named rather than resolved.
+func (c *SLACatalogue) Written(name string) (SLADefinition, bool) {
+	d, ok := c.written[name]
+	return d.clone(), ok
+}
+
+// UsingHolidayList names the current SLAs whose calendar names the list.
+func (c *SLACatalogue) UsingHolidayList(list string) []string {
+	var names []string
+	for _, v := range c.Current {
+		if slices.Contains(c.written[v.SLA.Name()].Calendar.HolidayLists, list) {
+			names = append(names, v.SLA.Name())
+		}
+	}
+	return names
 }
 
 type slaKey struct {
@@ -260,9 +296,26 @@ func (c *SLACatalogue) current(name string) int {
 	return slices.IndexFunc(c.Current, func(v VersionedSLA) bool { return v.SLA.Name() == name })
 }
 
-// DecideSaveSLA validates and versions a definition.
-func DecideSaveSLA(c *SLACatalogue, def SLADefinition) ([]Payload, error) {
-	if _, err := CompileSLA(def); err != nil {
+// DecideSaveSLA validates and versions a definition; lists resolves the holiday lists
+// its calendar names.
+func DecideSaveSLA(c *SLACatalogue, def SLADefinition, lists func(name string) ([]string, bool)) ([]Payload, error) {
+	saved := SLASaved{Definition: def}
+	var v ValidationError
+	for i, name := range def.Calendar.HolidayLists {
+		dates, ok := lists(name)
+		if !ok {
+			v.Add(fmt.Sprintf("calendar.holiday_lists[%d]", i), "unknown holiday list %q", name)
+			continue
+		}
+		if saved.ListHolidays == nil {
+			saved.ListHolidays = make(map[string][]string)
+		}
+		saved.ListHolidays[name] = dates
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := saved.compiled(); err != nil {
 		return nil, err
 	}
 	defs := make([]SLADefinition, 0, len(c.Current)+1)
@@ -282,7 +335,8 @@ func DecideSaveSLA(c *SLACatalogue, def SLADefinition) ([]Payload, error) {
 	if err := ValidateSLASet(append(defs, def)); err != nil {
 		return nil, err
 	}
-	return []Payload{SLASaved{Version: version, Definition: def}}, nil
+	saved.Version = version
+	return []Payload{saved}, nil
 }
 
 // DecideRemoveSLA removes an SLA from selection.
@@ -297,16 +351,21 @@ func DecideRemoveSLA(c *SLACatalogue, name string) ([]Payload, error) {
 // decided; one that no longer compiles (a stricter validator) is kept out of selection.
 func EvolveSLACatalogue(c *SLACatalogue, e Event) {
 	c.Version, c.LastHash = e.Sequence, e.Hash
+	c.record(e)
 	if c.versions == nil {
 		c.versions = make(map[slaKey]*SLA)
+		c.written = make(map[string]SLADefinition)
 	}
 	switch p := e.Payload.(type) {
 	case SLASaved:
-		s, err := CompileSLA(p.Definition)
+		s, err := p.compiled()
 		if err != nil {
 			return
 		}
+		c.versions = cloneMap(c.versions)
 		c.versions[slaKey{p.Definition.Name, p.Version}] = s
+		c.written = cloneMap(c.written)
+		c.written[p.Definition.Name] = p.Definition
 		entry := VersionedSLA{SLA: s, Version: p.Version}
 		c.Current = slices.Clone(c.Current)
 		if i := c.current(p.Definition.Name); i >= 0 {
@@ -318,7 +377,19 @@ func EvolveSLACatalogue(c *SLACatalogue, e Event) {
 		if i := c.current(p.Name); i >= 0 {
 			c.Current = slices.Delete(slices.Clone(c.Current), i, i+1)
 		}
+		c.written = cloneMap(c.written)
+		delete(c.written, p.Name)
 	}
+}
+
+// cloneMap copies a catalogue map: catalogue states are shared as snapshots, so they
+// are replaced, never changed in place.
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // NumberBlockReserved reserves ticket numbers [From, To] of a year for one process.

@@ -223,7 +223,7 @@ func slaCatalogue(payloads ...domain.Payload) *domain.SLACatalogue {
 // saveSLA decides a save on c and folds the result into c.
 func saveSLA(t *testing.T, c *domain.SLACatalogue, def domain.SLADefinition) domain.SLASaved {
 	t.Helper()
-	got, err := domain.DecideSaveSLA(c, def)
+	got, err := domain.DecideSaveSLA(c, def, noLists)
 	if err != nil {
 		t.Fatalf("save %s: %v", def.Name, err)
 	}
@@ -331,7 +331,7 @@ func TestSLACatalogueRules(t *testing.T) {
 			for _, def := range tc.given {
 				saveSLA(t, c, def)
 			}
-			got, err := domain.DecideSaveSLA(c, tc.when)
+			got, err := domain.DecideSaveSLA(c, tc.when, noLists)
 			if tc.field == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -347,7 +347,7 @@ func TestSLACatalogueRules(t *testing.T) {
 		saveSLA(t, c, standardSLA())
 		enable := disabledDefault
 		enable.Enabled = nil
-		got, err := domain.DecideSaveSLA(c, enable)
+		got, err := domain.DecideSaveSLA(c, enable, noLists)
 		assertInvalid(t, got, err, "slas[1].default")
 		defaults := 0
 		for _, v := range c.Current {
@@ -405,3 +405,5 @@ func TestNumbersAndStreams(t *testing.T) {
 		t.Fatal("Invalid does not wrap ErrValidation")
 	}
 }
+
+func noLists(string) ([]string, bool) { return nil, false }

@@ -63,6 +63,8 @@ func init() {
 	register[SupportSettingsChanged](1, nil)
 	register[SLASaved](1, nil)
 	register[SLARemoved](1, nil)
+	register[HolidayListSaved](1, nil)
+	register[HolidayListRemoved](1, nil)
 	register[NumberBlockReserved](1, nil)
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,9 @@ func (s *Server) Routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/ticket-priorities/{name}", s.handle(s.changeCatalogue(true, "remove")))
 	mux.HandleFunc("GET /v1/settings", s.handle(s.getSettings))
 	mux.HandleFunc("PUT /v1/settings", s.handle(s.putSettings))
+	mux.HandleFunc("GET /v1/holiday-lists", s.handle(s.listHolidayLists))
+	mux.HandleFunc("PUT /v1/holiday-lists/{name}", s.handle(s.saveHolidayList))
+	mux.HandleFunc("DELETE /v1/holiday-lists/{name}", s.handle(s.removeHolidayList))
 	mux.HandleFunc("GET /v1/slas", s.handle(s.listSLAs))
 	mux.HandleFunc("POST /v1/slas", s.handle(s.saveSLA))
 	mux.HandleFunc("DELETE /v1/slas/{name}", s.handle(s.removeSLA))
@@ -483,9 +487,9 @@ func (s *Server) listCatalogue(priorities bool) func(w http.ResponseWriter, r *h
 func (s *Server) changeCatalogue(priorities bool, op string) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var body struct {
-			Name        string `json:"name"`
-			NewName     string `json:"new_name,omitempty"`
-			Description string `json:"description,omitempty"`
+			Name        string  `json:"name"`
+			NewName     string  `json:"new_name,omitempty"`
+			Description *string `json:"description,omitempty"` // PATCH: absent keeps it
 		}
 		if op != "remove" {
 			if err := decodeBody(w, r, &body); err != nil {
@@ -499,7 +503,12 @@ func (s *Server) changeCatalogue(priorities bool, op string) func(w http.Respons
 		if err != nil {
 			return err
 		}
-		cmd := domain.CatalogueCommand{Op: op, Name: body.Name, NewName: body.NewName, Description: body.Description}
+		cmd := domain.CatalogueCommand{Op: op, Name: body.Name, NewName: body.NewName}
+		if body.Description != nil {
+			cmd.Description = *body.Description
+		} else if op == "update" {
+			cmd.Description = s.currentDescription(priorities, body.Name)
+		}
 		if _, err := s.Handler.ChangeCatalogue(r.Context(), priorities, cmd, s.Tickets, m); err != nil {
 			return err
 		}
@@ -511,9 +520,74 @@ func (s *Server) changeCatalogue(priorities bool, op string) func(w http.Respons
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		writeJSON(w, status, domain.NamedEntry{Name: or(body.NewName, body.Name), Description: body.Description})
+		writeJSON(w, status, domain.NamedEntry{Name: or(body.NewName, body.Name), Description: cmd.Description})
 		return nil
 	}
+}
+
+func (s *Server) currentDescription(priorities bool, name string) string {
+	entries := s.Handler.Catalogues().TicketTypes()
+	if priorities {
+		entries = s.Handler.Catalogues().TicketPriorities()
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			return e.Description
+		}
+	}
+	return ""
+}
+
+func (s *Server) listHolidayLists(w http.ResponseWriter, r *http.Request) error {
+	lists := s.Handler.Catalogues().HolidayLists()
+	out := make([]domain.HolidayList, 0, len(lists))
+	for _, l := range lists {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b domain.HolidayList) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// saveHolidayList creates or replaces a list; every SLA naming it gets a new version.
+func (s *Server) saveHolidayList(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Description string   `json:"description,omitempty"`
+		Holidays    []string `json:"holidays"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	list := domain.HolidayList{Name: r.PathValue("name"), Description: body.Description, Holidays: body.Holidays}
+	events, err := s.Handler.SaveHolidayList(r.Context(), list, m)
+	if err != nil {
+		return err
+	}
+	resaved := []slaView{}
+	for _, e := range events {
+		if saved, ok := e.Payload.(domain.SLASaved); ok {
+			resaved = append(resaved, slaView{Version: saved.Version, SLADefinition: saved.Definition})
+		}
+	}
+	saved := s.Handler.Catalogues().HolidayLists()[list.Name]
+	writeJSON(w, http.StatusOK, map[string]any{"holiday_list": saved, "slas_saved": resaved})
+	return nil
+}
+
+func (s *Server) removeHolidayList(w http.ResponseWriter, r *http.Request) error {
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Handler.RemoveHolidayList(r.Context(), r.PathValue("name"), m); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func or(s, fallback string) string {
@@ -553,7 +627,8 @@ type slaView struct {
 func (s *Server) listSLAs(w http.ResponseWriter, r *http.Request) error {
 	out := []slaView{}
 	for _, v := range s.Handler.Catalogues().SLAs() {
-		out = append(out, slaView{Version: v.Version, SLADefinition: v.SLA.Definition()})
+		def, _ := s.Handler.Catalogues().WrittenSLA(v.SLA.Name()) // holiday lists by name, as written
+		out = append(out, slaView{Version: v.Version, SLADefinition: def})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
