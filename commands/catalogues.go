@@ -22,11 +22,12 @@ type Catalogues struct {
 	settings   *domain.SettingsState
 	holidays   domain.HolidayListsState
 	slas       domain.SLACatalogue
+	tokens     domain.TokensState
 	revisions  map[string]eventstore.Revision
 }
 
 // catalogueStreams are the streams Catalogues folds, holiday lists before SLAs.
-var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.HolidayListsStream, domain.SLAStream}
+var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.HolidayListsStream, domain.SLAStream, domain.APITokensStream}
 
 // IsCatalogueStream reports whether stream holds reference data.
 func IsCatalogueStream(stream string) bool {
@@ -63,6 +64,8 @@ func (c *Catalogues) reload(ctx context.Context, store eventstore.Store, stream 
 		c.holidays = domain.HolidayListsState{}
 	case domain.SLAStream:
 		c.slas = domain.SLACatalogue{}
+	case domain.APITokensStream:
+		c.tokens = domain.TokensState{}
 	}
 	for _, e := range events {
 		c.applyLocked(e)
@@ -100,6 +103,8 @@ func (c *Catalogues) headLocked(stream string) (uint64, string, *domain.CommandL
 		return c.holidays.Version, c.holidays.LastHash, &c.holidays.CommandLog
 	case domain.SLAStream:
 		return c.slas.Version, c.slas.LastHash, &c.slas.CommandLog
+	case domain.APITokensStream:
+		return c.tokens.Version, c.tokens.LastHash, &c.tokens.CommandLog
 	}
 	panic("not a catalogue stream: " + stream)
 }
@@ -116,7 +121,23 @@ func (c *Catalogues) applyLocked(e domain.Event) {
 		domain.EvolveHolidayLists(&c.holidays, e)
 	case domain.SLAStream:
 		domain.EvolveSLACatalogue(&c.slas, e)
+	case domain.APITokensStream:
+		domain.EvolveTokens(&c.tokens, e)
 	}
+}
+
+// Authenticate resolves an API token to its principal.
+func (c *Catalogues) Authenticate(token string) (domain.Principal, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tokens.Authenticate(token)
+}
+
+// TokenCount is how many tokens are valid (ticketd issues a first admin token when 0).
+func (c *Catalogues) TokenCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.tokens.Tokens)
 }
 
 // snapshot is an immutable view implementing domain.Reference. The catalogue slices

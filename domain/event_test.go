@@ -64,6 +64,8 @@ func samplePayloads() []domain.Payload {
 		domain.SLARemoved{Name: "Standard"},
 		domain.HolidayListSaved{Name: "France", Description: "public holidays", Holidays: []string{"2026-05-01", "2026-07-14"}},
 		domain.HolidayListRemoved{Name: "France"},
+		domain.TokenIssued{TokenID: "0a1b2c3d4e5f6071", Name: "crm", Role: domain.RoleService, SecretHash: domain.HashSecret("s")},
+		domain.TokenRevoked{TokenID: "0a1b2c3d4e5f6071"},
 		domain.NumberBlockReserved{Year: 2026, From: 21, To: 40, Owner: "host/1"},
 	}
 }

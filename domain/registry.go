@@ -65,6 +65,8 @@ func init() {
 	register[SLARemoved](1, nil)
 	register[HolidayListSaved](1, nil)
 	register[HolidayListRemoved](1, nil)
+	register[TokenIssued](1, nil)
+	register[TokenRevoked](1, nil)
 	register[NumberBlockReserved](1, nil)
 }
 

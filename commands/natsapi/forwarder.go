@@ -158,6 +158,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 }
 
 func (f *Forwarder) publish(ctx context.Context, rec eventstore.RecordedEvent) error {
+	if rec.Stream == domain.APITokensStream {
+		return nil // credentials stay inside: not even their hashes are broadcast
+	}
 	e, err := domain.DecodeEvent(rec.Data)
 	if err != nil {
 		return err
