@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ticketcore/ticketcore/domain"
@@ -23,11 +24,13 @@ type Catalogues struct {
 	holidays   domain.HolidayListsState
 	slas       domain.SLACatalogue
 	tokens     domain.TokensState
+	email      domain.EmailAccountsState // email_accounts.go
+	rules      domain.AssignmentRulesState
 	revisions  map[string]eventstore.Revision
 }
 
 // catalogueStreams are the streams Catalogues folds, holiday lists before SLAs.
-var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.HolidayListsStream, domain.SLAStream, domain.APITokensStream}
+var catalogueStreams = []string{domain.TicketTypesStream, domain.TicketPrioritiesStream, domain.SupportSettingsStream, domain.HolidayListsStream, domain.SLAStream, domain.APITokensStream, domain.EmailAccountsStream, domain.AssignmentRulesStream}
 
 // IsCatalogueStream reports whether stream holds reference data.
 func IsCatalogueStream(stream string) bool {
@@ -66,6 +69,10 @@ func (c *Catalogues) reload(ctx context.Context, store eventstore.Store, stream 
 		c.slas = domain.SLACatalogue{}
 	case domain.APITokensStream:
 		c.tokens = domain.TokensState{}
+	case domain.EmailAccountsStream:
+		c.email = domain.EmailAccountsState{}
+	case domain.AssignmentRulesStream:
+		c.rules = domain.AssignmentRulesState{}
 	}
 	for _, e := range events {
 		c.applyLocked(e)
@@ -105,6 +112,10 @@ func (c *Catalogues) headLocked(stream string) (uint64, string, *domain.CommandL
 		return c.slas.Version, c.slas.LastHash, &c.slas.CommandLog
 	case domain.APITokensStream:
 		return c.tokens.Version, c.tokens.LastHash, &c.tokens.CommandLog
+	case domain.EmailAccountsStream:
+		return c.email.Version, c.email.LastHash, &c.email.CommandLog
+	case domain.AssignmentRulesStream:
+		return c.rules.Version, c.rules.LastHash, &c.rules.CommandLog
 	}
 	panic("not a catalogue stream: " + stream)
 }
@@ -123,6 +134,10 @@ func (c *Catalogues) applyLocked(e domain.Event) {
 		domain.EvolveSLACatalogue(&c.slas, e)
 	case domain.APITokensStream:
 		domain.EvolveTokens(&c.tokens, e)
+	case domain.EmailAccountsStream:
+		domain.EvolveEmailAccounts(&c.email, e)
+	case domain.AssignmentRulesStream:
+		domain.EvolveAssignmentRules(&c.rules, e, 0)
 	}
 }
 
@@ -257,4 +272,16 @@ func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store
 			return nil, mapStoreError(err)
 		}
 	}
+}
+
+// Tokens lists the valid tokens' principals (never their secrets or hashes).
+func (c *Catalogues) Tokens() []domain.Principal {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]domain.Principal, 0, len(c.tokens.Tokens))
+	for _, t := range c.tokens.Tokens {
+		out = append(out, domain.Principal{TokenID: t.TokenID, Name: t.Name, Role: t.Role, Requester: t.Requester})
+	}
+	slices.SortFunc(out, func(a, b domain.Principal) int { return strings.Compare(a.Name+a.TokenID, b.Name+b.TokenID) })
+	return out
 }

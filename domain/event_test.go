@@ -42,13 +42,13 @@ func samplePayloads() []domain.Payload {
 		domain.CommentAdded{CommentID: "c1", Body: "note"},
 		domain.PutOnHold{Reason: "r"},
 		domain.TicketResolved{ResolutionDetails: "fixed"},
-		domain.TicketClosed{Automatic: true, Reason: "r"},
+		domain.TicketClosed{ClosedBy: domain.ClosedByAutoClose, Reason: "r"},
 		domain.TicketReopened{Reason: "r"},
 		domain.TicketSplit{NewTicketID: "n", NewNumber: "TKT-2026-000002", FromMessage: "m2", MovedMessages: []string{"m2", "m3"}, Subject: "s"},
 		domain.PriorityChanged{From: "Low", To: "High"},
 		domain.TypeChanged{From: "Bug", To: "Question"},
-		domain.TicketAssigned{Assignee: "bob"},
-		domain.TicketUnassigned{Assignee: "bob"},
+		domain.TicketAssigned{Assignee: "bob", Rule: "Support"},
+		domain.TicketUnassigned{Assignee: "bob", Rule: "Support"},
 		domain.SLAReset{Reason: "r", SLA: "Standard", SLAVersion: 2, Priority: "High"},
 		domain.SLADeadlineMissed{Kind: domain.DeadlineResponse, Deadline: t0.Add(time.Hour), CycleStart: t0, SLA: "Standard", SLAVersion: 2},
 		domain.SLADeadlineApproaching{Kind: domain.DeadlineResolution, Deadline: t0.Add(8 * time.Hour), CycleStart: t0, SLA: "Standard", SLAVersion: 2, WarnSeconds: 3600},
@@ -59,7 +59,7 @@ func samplePayloads() []domain.Payload {
 		domain.TicketPriorityCreated{Name: "Urgent", Description: "d"},
 		domain.TicketPriorityUpdated{Name: "Urgent", NewName: "P1", Description: "d"},
 		domain.TicketPriorityRemoved{Name: "P1"},
-		domain.SupportSettingsChanged{AutoCloseDays: 3, AllowSLAReset: true},
+		domain.SupportSettingsChanged{AutoCloseDays: 3, AllowSLAReset: true, UnrepliedAlertMinutes: 30},
 		domain.SLASaved{Version: 2, Definition: def},
 		domain.SLARemoved{Name: "Standard"},
 		domain.HolidayListSaved{Name: "France", Description: "public holidays", Holidays: []string{"2026-05-01", "2026-07-14"}},
@@ -67,6 +67,24 @@ func samplePayloads() []domain.Payload {
 		domain.TokenIssued{TokenID: "0a1b2c3d4e5f6071", Name: "crm", Role: domain.RoleService, SecretHash: domain.HashSecret("s")},
 		domain.TokenRevoked{TokenID: "0a1b2c3d4e5f6071"},
 		domain.NumberBlockReserved{Year: 2026, From: 21, To: 40, Owner: "host/1"},
+		// email.go
+		domain.EmailAccountSaved{Address: "support@example.com", Name: "Support", DefaultPriority: "High", Relay: "eu",
+			IMAP: &domain.EmailIMAP{Server: "imap.example.com:993", Username: "support", PasswordEnv: "SUPPORT_IMAP_PASSWORD"}},
+		domain.EmailAccountRemoved{Address: "support@example.com"},
+		domain.EmailReceived{MessageID: "m1@customer.example", Account: "support@example.com", From: "alice@example.com",
+			CC: []string{"bob@example.com"}, InReplyTo: []string{"a@example.com"}, ThreadedBy: domain.ThreadedInReplyTo, Via: "smtp", Size: 1234},
+		domain.EmailQueued{MessageID: "m2", Kind: domain.EmailKindReply, RFCMessageID: "m2@example.com", From: "support@example.com",
+			To: []string{"alice@example.com"}, Subject: "Re: x [TKT-2026-000001]", InReplyTo: "m1@customer.example", Account: "support@example.com"},
+		domain.EmailSent{MessageID: "m2", RFCMessageID: "m2@example.com", Attempt: 2, Relay: "smtp.example.com:587", Response: "2.0.0 Ok: queued as 4F"},
+		domain.EmailFailed{MessageID: "m2", Attempt: 1, Code: 451, EnhancedCode: "4.3.0", Reason: "try later", RetryAt: t0},
+		domain.DeliveryBounced{MessageID: "m2@example.com", Recipient: "alice@example.com", Status: "5.1.1", Action: "failed", Diagnostic: "user unknown"},
+		// assignment.go, unreplied.go
+		domain.UnrepliedAlert{MessageID: "m1", WaitingSince: t0, ThresholdMinutes: 30},
+		domain.AssignmentRuleSaved{Version: 2, Rule: domain.AssignmentRuleDefinition{Name: "Support", Description: "d", Enabled: &yes,
+			Priority: 3, Condition: `ticket_type == "Bug"`, UnassignCondition: `status == "Closed"`, Method: domain.MethodByField,
+			Users: []string{"ann"}, Field: "ticket_type", FieldMap: map[string]string{"Bug": "dev"}}},
+		domain.AssignmentRuleRemoved{Name: "Support"},
+		domain.AssignmentSlotTaken{Rule: "Support", RuleVersion: 2, TicketID: ticketID, User: "ann", Slot: 7},
 	}
 }
 
@@ -95,7 +113,7 @@ func TestEventRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := events[0]
-			if e.Type != p.EventType() || e.SchemaVersion != domain.CurrentSchemaVersion(p.EventType()) || e.SchemaVersion != 1 ||
+			if e.Type != p.EventType() || e.SchemaVersion != domain.CurrentSchemaVersion(p.EventType()) ||
 				e.Sequence != 42 || e.Stream != "some-stream" || e.PrevHash != "prev" || e.ID != "id-1" ||
 				e.Actor != meta.Actor || e.CommandID != "cmd" || e.CorrelationID != "corr" || e.CausationID != "cause" {
 				t.Fatalf("envelope = %+v", e)

@@ -43,7 +43,7 @@ func init() {
 	register[CommentAdded](1, nil)
 	register[PutOnHold](1, nil)
 	register[TicketResolved](1, nil)
-	register[TicketClosed](1, nil)
+	register[TicketClosed](2, map[int]Upcaster{1: upcastClosedV1}) // v1: "automatic" bool; v2: "closed_by"
 	register[TicketReopened](1, nil)
 	register[TicketSplit](1, nil)
 	register[PriorityChanged](1, nil)
@@ -53,6 +53,7 @@ func init() {
 	register[SLAReset](1, nil)
 	register[SLADeadlineMissed](1, nil)
 	register[SLADeadlineApproaching](1, nil)
+	register[UnrepliedAlert](1, nil)
 
 	register[TicketTypeCreated](1, nil)
 	register[TicketTypeUpdated](1, nil)
@@ -68,6 +69,17 @@ func init() {
 	register[TokenIssued](1, nil)
 	register[TokenRevoked](1, nil)
 	register[NumberBlockReserved](1, nil)
+	register[AssignmentRuleSaved](1, nil)
+	register[AssignmentRuleRemoved](1, nil)
+	register[AssignmentSlotTaken](1, nil)
+
+	register[EmailAccountSaved](1, nil) // domain/email.go
+	register[EmailAccountRemoved](1, nil)
+	register[EmailReceived](1, nil)
+	register[EmailQueued](1, nil)
+	register[EmailSent](1, nil)
+	register[EmailFailed](1, nil)
+	register[DeliveryBounced](1, nil)
 }
 
 // CurrentSchemaVersion is the version new events of that type are written with.

@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/uuid"
@@ -103,6 +105,9 @@ func (e *env) call(ctx context.Context, r request) (*response, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if token := e.apiToken(); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if e.actor != "" {
 		req.Header.Set("X-Actor", e.actor)
 	}
@@ -191,4 +196,17 @@ func ticketPath(id string, suffix ...string) string {
 		p += "/" + s
 	}
 	return p
+}
+
+// apiToken is the token to send: --token / TICKETCTL_TOKEN, else the first admin
+// token that ticketd wrote in ./data (its default data folder), for the local tour.
+func (e *env) apiToken() string {
+	if e.token != "" {
+		return e.token
+	}
+	b, err := os.ReadFile(filepath.Join("data", "admin.token"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -41,6 +41,7 @@ func main() {
 type env struct {
 	server  string
 	actor   string
+	token   string
 	output  string // "", "json" or "table"; "" is each command's default
 	idemKey string
 	timeout time.Duration
@@ -77,6 +78,7 @@ func init() {
 		{"show", "ID [--as-of RFC3339]", "show a ticket (now, or as it stood at an instant)", cmdShow},
 		{"list", "[--status S] [--priority P] [--type T] [--assignee U] [--limit N] [--all] ...", "list tickets", cmdList},
 		{"events", "ID", "show a ticket's events", cmdEvents},
+		{"history", "ID [--data DIR | --nats-url URL]", "a ticket's timeline: each event in words, with its status and SLA effects", cmdHistory},
 		{"types", "[add NAME [--description D] | update NAME [--new-name N] [--description D] | remove NAME]", "list or change the ticket types", cmdTypes},
 		{"priorities", "[add NAME [--description D] | update NAME [--new-name N] [--description D] | remove NAME]", "list or change the ticket priorities", cmdPriorities},
 		{"sla", "list | save FILE.json | remove NAME", "list or change the service level agreements", cmdSLA},
@@ -84,12 +86,23 @@ func init() {
 		{"health", "", "check that ticketd answers", cmdHealth},
 		{"rebuild", "--data DIR | --nats-url URL", "replay the whole event store into fresh projections and time it", cmdRebuild},
 		{"verify", "--data DIR | --nats-url URL", "check the hash chain of every stream", cmdVerify},
+		{"export", "--data DIR | --nats-url URL [--out FILE|-] [--resume]", "write the whole event history as JSON Lines (the stored bytes, in global order)", cmdExport},
+		{"import", "--data DIR | --nats-url URL [--resume] FILE", "load an export into an empty event store", cmdImport},
 		{"scenario", "run FILE...", "play acceptance scenario files on throw-away embedded stores", cmdScenario},
+		{"report", "[NAME [--group-by day|week|month|priority|ticket_type|team|customer,...] [--from T] [--to T] [--format csv|json]]", "print an analysts' report (sla-compliance, breaches, first-response, resolution, backlog), or list them", cmdReport},
+		{"what-if", "--sla FILE.json [--status S] [--priority P] [--ticket-type T] [--customer C] [--company C] [--project P] [--as-of RFC3339] [--all]", "replay tickets under another SLA and show what would change", cmdWhatIf},
+		{"bench", "[--tickets N] [--extra N] [--dir DIR] [--seed S]", "measure commands, replay and rebuild on a generated workload against raw JetStream", cmdBench},
+	}
+	hiddenCommands = []command{
+		{benchRebuildCommand, "STOREDIR", "the rebuild phase of bench, run by bench in a separate process", cmdBenchRebuild},
 	}
 }
 
+// hiddenCommands are run by ticketctl itself and not listed in the usage.
+var hiddenCommands []command
+
 func findCommand(name string) (command, bool) {
-	for _, c := range commandList {
+	for _, c := range append(commandList[:len(commandList):len(commandList)], hiddenCommands...) {
 		if c.name == name {
 			return c, true
 		}
@@ -118,6 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{
 		server:  envOr("TICKETCTL_SERVER", defaultServer),
 		actor:   os.Getenv("TICKETCTL_ACTOR"),
+		token:   os.Getenv("TICKETCTL_TOKEN"),
 		timeout: 30 * time.Second,
 		stdout:  stdout,
 		stderr:  stderr,
@@ -186,8 +200,9 @@ func printUsage(w io.Writer) {
 
 Global flags (also accepted after the command):
   --server URL             ticketd's HTTP API (env TICKETCTL_SERVER, default `+defaultServer+`)
-  --actor NAME             who acts, sent as X-Actor (env TICKETCTL_ACTOR)
-  -o, --output FORMAT      json (default) or table; rebuild, verify and scenario print text unless -o json
+  --actor NAME             on whose behalf a service token acts, sent as X-Actor (env TICKETCTL_ACTOR)
+  --token TOKEN            API token (env TICKETCTL_TOKEN; default: the admin.token of ./data)
+  -o, --output FORMAT      json (default) or table; rebuild, verify, scenario and bench print text unless -o json
   --idempotency-key KEY    Idempotency-Key of a write (default: a fresh UUID; repeat a key to retry safely)
   --timeout DURATION       HTTP request timeout (default 30s)
 
@@ -208,6 +223,17 @@ rebuild --data and verify --data open the embedded event store of a data folder
 use them on a stopped ticketd. ticketd rebuilds its projections at each start anyway.
 For a running ticketd, pass --nats-url with the embedded server URL it logs at start.
 
+export and import copy the whole history, byte for byte, for audits and archives
+(docs/audit.md); import fills an empty store only (a new --data folder, before ticketd
+first starts on it). rebuild, verify, export and import show progress on a terminal;
+interrupted (Ctrl-C), export and import continue with --resume, rebuild and verify
+only read and are simply run again.
+
+bench needs no ticketd: it runs a generated support-centre workload through the real
+command handlers into a fresh embedded store, measures raw JetStream on the same events
+in the same run, and prints every figure with its ratio and target
+(docs/performance.md). It takes minutes at the default size.
+
 Exit codes: 0 success, 1 failure, 2 usage error.
 `)
 }
@@ -224,6 +250,7 @@ func envOr(name, fallback string) string {
 func (e *env) globalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.server, "server", e.server, "ticketd HTTP API base URL (env TICKETCTL_SERVER)")
 	fs.StringVar(&e.actor, "actor", e.actor, "actor name sent as X-Actor (env TICKETCTL_ACTOR)")
+	fs.StringVar(&e.token, "token", e.token, "API token (env TICKETCTL_TOKEN; default: ./data/admin.token when present)")
 	fs.StringVar(&e.output, "o", e.output, "output format: json or table")
 	fs.StringVar(&e.output, "output", e.output, "output format: json or table")
 	fs.StringVar(&e.idemKey, "idempotency-key", e.idemKey, "Idempotency-Key of the write (default: a fresh UUID)")

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -135,6 +136,7 @@ func buildTicketd(t *testing.T) string {
 // ticketd is a running ticketd process.
 type ticketd struct {
 	name   string
+	token  string
 	cmd    *exec.Cmd
 	base   string
 	exited chan struct{}
@@ -194,6 +196,12 @@ func startTicketd(t *testing.T, bin, data, name string) *ticketd {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				// The first start wrote an admin token; the restart reads the same one.
+				token, err := os.ReadFile(filepath.Join(data, "admin.token"))
+				if err != nil {
+					t.Fatalf("%s ticketd wrote no admin token: %v", name, err)
+				}
+				d.token = strings.TrimSpace(string(token))
 				return d
 			}
 		}
@@ -237,7 +245,7 @@ func (d *ticketd) do(method, path, key string, body, out any) (int, []byte, erro
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Actor", "kill-test")
+	req.Header.Set("Authorization", "Bearer "+d.token)
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	_ "time/tzdata" // the same zone rules on every host, whatever its zoneinfo
 
 	"context"
@@ -21,7 +22,9 @@ import (
 	"github.com/ticketcore/ticketcore/commands/httpapi"
 	"github.com/ticketcore/ticketcore/commands/natsapi"
 	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
+	"github.com/ticketcore/ticketcore/eventstore/kurrentdb"
 	"github.com/ticketcore/ticketcore/projections"
 )
 
@@ -31,6 +34,11 @@ type config struct {
 	httpAddr string
 	natsURL  string
 	logJSON  bool
+	nats     natsConfig
+	sql      sqlConfig
+	email    emailConfig // email.go
+	// store selects the event store (jetstream, kurrentdb); eventstoreURL is KurrentDB's.
+	store, eventstoreURL string
 	// slaWarning is how long before an SLA deadline a warning event is recorded (0: none).
 	slaWarning time.Duration
 }
@@ -53,8 +61,13 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.dataDir, "data", envOr("TICKETD_DATA", "./data"), "data folder of the embedded event store (env TICKETD_DATA)")
 	fs.StringVar(&c.httpAddr, "http", envOr("TICKETD_HTTP", "127.0.0.1:8080"), "HTTP listen address (env TICKETD_HTTP)")
 	fs.StringVar(&c.natsURL, "nats-url", envOr("TICKETD_NATS_URL", ""), "external NATS URL; empty runs an embedded server (env TICKETD_NATS_URL)")
+	fs.StringVar(&c.store, "store", envOr("TICKETD_STORE", "jetstream"), "event store: jetstream (in NATS) or kurrentdb (at --eventstore-url; NATS then only carries integration events and NATS commands) (env TICKETD_STORE)")
+	fs.StringVar(&c.eventstoreURL, "eventstore-url", os.Getenv("EVENTSTORE_URL"), "KurrentDB connection string for --store kurrentdb, e.g. esdb://127.0.0.1:2113?tls=false (env EVENTSTORE_URL)")
 	warn, _ := time.ParseDuration(envOr("TICKETD_SLA_WARNING", "0s"))
 	fs.DurationVar(&c.slaWarning, "sla-warning", warn, "record a warning this long before an SLA deadline, 0 for none (env TICKETD_SLA_WARNING)")
+	addNATSFlags(fs, &c.nats)
+	addSQLFlags(fs, &c.sql)
+	addEmailFlags(fs, &c.email)
 	fs.BoolVar(&c.logJSON, "log-json", os.Getenv("TICKETD_LOG_JSON") == "1", "log as JSON lines (env TICKETD_LOG_JSON=1)")
 	return fs
 }
@@ -79,6 +92,13 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	events, err := openEventStore(ctx, cfg, log) // nil: the JetStream store below
+	if err != nil {
+		return err
+	}
+	if events != nil {
+		defer events.Close()
+	}
 	storeCfg := jetstream.Config{URL: cfg.natsURL}
 	if cfg.natsURL == "" {
 		dir, err := filepath.Abs(filepath.Join(cfg.dataDir, "jetstream"))
@@ -86,6 +106,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			return err
 		}
 		storeCfg.DataDir = dir
+	}
+	if err := cfg.nats.apply(&storeCfg, log); err != nil {
+		return err
 	}
 	store, err := jetstream.Open(ctx, storeCfg)
 	if err != nil {
@@ -97,16 +120,27 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	} else {
 		log.Info("connected to NATS", "url", cfg.natsURL)
 	}
+	if events == nil {
+		events = store
+	}
 
-	h, err := commands.NewHandler(ctx, store, commands.Options{Logger: log})
+	h, err := commands.NewHandler(ctx, events, commands.Options{Logger: log})
 	if err != nil {
 		return err
 	}
 	if err := h.SeedDefaults(ctx); err != nil {
 		return fmt.Errorf("seed reference data: %w", err)
 	}
+	readModel, err := openReadModel(ctx, cfg, log) // SQL tables for analysts (docs/analytics.md)
+	if err != nil {
+		return err
+	}
+	defer readModel.Close()
 	tickets := projections.NewTickets()
-	runner := projections.NewRunner(store, log, tickets, catalogueFollower{h.Catalogues()})
+	automation := projections.NewAutomation() // assignment rules, unreplied alerts (docs/automation.md)
+	// The email channel (email.go, docs/email.md).
+	mail := newEmailService(cfg.email, cfg.dataDir, h, log)
+	runner := projections.NewRunner(events, log, tickets, automation, catalogueFollower{h.Catalogues()}, readModel, mail)
 	pos, err := runner.CatchUp(ctx)
 	if err != nil {
 		return err
@@ -117,14 +151,26 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancelRun()
 	projDone := make(chan error, 1)
 	go func() { projDone <- keepRunning(runCtx, "projections", runner.Run, log) }()
+	startReadModelRebuild(runCtx, cfg.sql, readModel, events, log)
 	go h.RunScheduler(runCtx, tickets, time.Second, cfg.slaWarning)
-	forwarder, err := natsapi.NewForwarder(ctx, store, store.Conn(), log)
+	go commands.NewAutomation(h, automation).Run(runCtx, time.Second)
+	forwarder, err := natsapi.NewForwarder(ctx, events, store.Conn(), log)
 	if err != nil {
 		return err
 	}
 	go keepRunning(runCtx, "integration event forwarder", forwarder.Run, log)
+	if err := mail.start(runCtx, runner); err != nil {
+		return err
+	}
+	defer mail.stopAndWait()
+	if err := serveNATSCommands(ctx, runCtx, h, store, tickets, log); err != nil {
+		return err
+	}
 
-	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Log: log}
+	if err := ensureAdminToken(ctx, h, cfg.dataDir, log); err != nil {
+		return err
+	}
+	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Log: log, Auth: h.Catalogues(), Reports: readModel}
 	srv := &http.Server{Addr: cfg.httpAddr, Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
@@ -150,6 +196,29 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	cancelRun()
 	<-projDone
 	return nil
+}
+
+// openEventStore opens the event store --store selects when it is not the JetStream
+// store in NATS (nil then). With KurrentDB, ticketd still opens NATS as configured
+// (embedded, or --nats-url): the integration event forwarder publishes there and the
+// NATS commands are served there; its JetStream event stream is created but stays
+// empty.
+func openEventStore(ctx context.Context, cfg config, log *slog.Logger) (eventstore.Store, error) {
+	switch cfg.store {
+	case "jetstream":
+		return nil, nil
+	case "kurrentdb":
+		if cfg.eventstoreURL == "" {
+			return nil, errors.New("--store kurrentdb needs --eventstore-url (env EVENTSTORE_URL), such as esdb://127.0.0.1:2113?tls=false")
+		}
+		s, err := kurrentdb.Open(ctx, kurrentdb.Config{URL: cfg.eventstoreURL, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("event store: KurrentDB; NATS carries integration events and NATS commands only", "url", s.URL())
+		return s, nil
+	}
+	return nil, fmt.Errorf("--store %q: want jetstream or kurrentdb", cfg.store)
 }
 
 // keepRunning runs a follower (projections, forwarder) until ctx ends, resuming it
@@ -184,3 +253,36 @@ func (f catalogueFollower) Apply(e domain.Event, _ uint64) error {
 }
 func (f catalogueFollower) Position() uint64 { return ^uint64(0) }
 func (f catalogueFollower) Reset()           {}
+
+// bootstrapTokenCommand is the command ID of the first admin token: several processes
+// starting on an empty store issue it once.
+const bootstrapTokenCommand = "bootstrap-admin-token"
+
+// ensureAdminToken issues a first admin token when no token exists and writes it to
+// admin.token (mode 0600) in the data folder, so that a new installation can be used
+// and can issue the tokens of its users.
+func ensureAdminToken(ctx context.Context, h *commands.Handler, dataDir string, log *slog.Logger) error {
+	if h.Catalogues().TokenCount() > 0 {
+		return nil
+	}
+	issued, err := h.IssueToken(ctx, "admin", domain.RoleAdmin, "", commands.Meta{CommandID: bootstrapTokenCommand, Actor: "system:bootstrap"})
+	if errors.Is(err, domain.ErrConflict) {
+		log.Info("a first admin token was issued by another process; see its data folder")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("issue the first admin token: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	path, err := filepath.Abs(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(issued.Token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the first admin token: %w", err)
+	}
+	log.Info("first admin token written; use it as 'Authorization: Bearer <token>' to issue users' tokens", "file", path)
+	return nil
+}

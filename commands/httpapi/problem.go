@@ -7,7 +7,6 @@ import (
 
 	"github.com/ticketcore/ticketcore/commands"
 	"github.com/ticketcore/ticketcore/domain"
-	"github.com/ticketcore/ticketcore/eventstore"
 )
 
 // Problem is an RFC 9457 problem document. Type is stable per kind of error, so
@@ -23,18 +22,19 @@ type Problem struct {
 
 // Problem types.
 const (
-	ProblemMalformed        = "/problems/malformed-request"
-	ProblemValidation       = "/problems/validation"
-	ProblemNotFound         = "/problems/not-found"
-	ProblemTransition       = "/problems/invalid-transition"
-	ProblemConflict         = "/problems/conflict"
-	ProblemVersionMismatch  = "/problems/version-mismatch"
-	ProblemTooLarge         = "/problems/payload-too-large"
+	ProblemMalformed        = commands.ProblemMalformed
+	ProblemValidation       = commands.ProblemValidation
+	ProblemNotFound         = commands.ProblemNotFound
+	ProblemTransition       = commands.ProblemTransition
+	ProblemConflict         = commands.ProblemConflict
+	ProblemVersionMismatch  = commands.ProblemVersionMismatch
+	ProblemTooLarge         = commands.ProblemTooLarge
 	ProblemMediaType        = "/problems/unsupported-media-type"
 	ProblemMethodNotAllowed = "/problems/method-not-allowed"
-	ProblemForbidden        = "/problems/forbidden"
-	ProblemUnavailable      = "/problems/unavailable"
-	ProblemInternal         = "/problems/internal"
+	ProblemForbidden        = commands.ProblemForbidden
+	ProblemUnauthenticated  = "/problems/unauthenticated"
+	ProblemUnavailable      = commands.ProblemUnavailable
+	ProblemInternal         = commands.ProblemInternal
 )
 
 // requestError is an error of the request itself, found before any command runs.
@@ -46,32 +46,23 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.detail }
 
-// problemFor maps an error to its problem, once, at the edge.
+// problemFor maps an error to its problem, once, at the edge: errors of the request
+// itself here, the handlers' errors by commands.Classify (shared with the NATS transport).
 func problemFor(err error) Problem {
 	var re *requestError
-	var ve *domain.ValidationError
-	var vm *commands.VersionMismatchError
-	switch {
-	case errors.As(err, &re):
+	if errors.As(err, &re) {
 		return Problem{Type: re.typ, Title: http.StatusText(re.status), Status: re.status, Detail: re.detail}
-	case errors.As(err, &ve):
-		return Problem{Type: ProblemValidation, Title: "Validation failed", Status: http.StatusUnprocessableEntity, Detail: err.Error(), Errors: ve.Fields}
-	case errors.Is(err, domain.ErrValidation):
-		return Problem{Type: ProblemValidation, Title: "Validation failed", Status: http.StatusUnprocessableEntity, Detail: err.Error()}
-	case errors.As(err, &vm):
-		return Problem{Type: ProblemVersionMismatch, Title: "Precondition failed", Status: http.StatusPreconditionFailed, Detail: err.Error()}
-	case errors.Is(err, domain.ErrNotFound):
-		return Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: err.Error()}
-	case errors.Is(err, domain.ErrInvalidTransition):
-		return Problem{Type: ProblemTransition, Title: "Invalid transition", Status: http.StatusConflict, Detail: err.Error()}
-	case errors.Is(err, domain.ErrForbidden):
-		return Problem{Type: ProblemForbidden, Title: "Forbidden", Status: http.StatusForbidden, Detail: err.Error()}
-	case errors.Is(err, domain.ErrConflict):
-		return Problem{Type: ProblemConflict, Title: "Conflict", Status: http.StatusConflict, Detail: err.Error()}
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return Problem{Type: ProblemUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	}
-	return Problem{Type: ProblemInternal, Title: "Internal error", Status: http.StatusInternalServerError, Detail: "an internal error occurred; it has been logged"}
+	kind, status := commands.Classify(err)
+	p := Problem{Type: commands.ProblemType(kind), Title: commands.ProblemTitle(kind), Status: status, Detail: err.Error()}
+	var ve *domain.ValidationError
+	if errors.As(err, &ve) {
+		p.Errors = ve.Fields
+	}
+	if kind == commands.KindInternal {
+		p.Detail = "an internal error occurred; it has been logged"
+	}
+	return p
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

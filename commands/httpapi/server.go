@@ -36,6 +36,11 @@ type Server struct {
 	Runner  *projections.Runner
 	Clock   func() time.Time
 	Log     *slog.Logger
+	// Auth checks API tokens and roles. ticketd always sets it; nil serves every
+	// request unauthenticated, for tests and embedding only.
+	Auth Authenticator
+	// Reports computes GET /v1/reports/{name} (the SQL read model); nil answers 503.
+	Reports ReportSource
 }
 
 // Routes returns the HTTP handler of the API.
@@ -54,6 +59,7 @@ func (s *Server) Routes() http.Handler {
 	mux.HandleFunc("GET /v1/tickets", s.handle(s.listTickets))
 	mux.HandleFunc("GET /v1/tickets/{id}", s.handle(s.getTicket))
 	mux.HandleFunc("GET /v1/tickets/{id}/events", s.handle(s.ticketEvents))
+	mux.HandleFunc("GET /v1/tickets/{id}/history", s.handle(s.ticketHistory))
 	for path, decode := range ticketCommands {
 		mux.HandleFunc("POST /v1/tickets/{id}/"+path, s.handle(s.ticketCommand(decode)))
 	}
@@ -74,7 +80,15 @@ func (s *Server) Routes() http.Handler {
 	mux.HandleFunc("POST /v1/slas", s.handle(s.saveSLA))
 	mux.HandleFunc("DELETE /v1/slas/{name}", s.handle(s.removeSLA))
 	mux.HandleFunc("POST /v1/what-if", s.handle(s.whatIf))
-	return problemForUnrouted(mux)
+	s.registerPortal(mux)
+	s.registerTokens(mux)
+	s.registerEmailAccounts(mux) // email_accounts.go
+	s.registerAssignmentRules(mux)
+	s.registerReports(mux)
+	if s.Auth == nil {
+		return problemForUnrouted(mux)
+	}
+	return s.authenticate(problemForUnrouted(mux))
 }
 
 // problemForUnrouted answers the mux's own 404 (no such path) and 405 (a known path with
@@ -151,12 +165,21 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// meta builds command metadata from the request headers.
+// meta builds command metadata from the request headers. The actor is the
+// authenticated principal; a service may say on whose behalf it acts (X-Actor).
 func meta(r *http.Request) (commands.Meta, error) {
 	m := commands.Meta{
 		Actor:         r.Header.Get("X-Actor"),
 		CorrelationID: r.Header.Get("X-Correlation-ID"),
 		CausationID:   r.Header.Get("X-Causation-ID"),
+	}
+	if p, ok := principalFrom(r.Context()); ok {
+		switch {
+		case m.Actor != "" && p.Role == domain.RoleService:
+			m.Actor = p.Actor() + " for " + m.Actor
+		default:
+			m.Actor = p.Actor()
+		}
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if len(key) > 255 {

@@ -42,12 +42,16 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // stack is the API running in-process on its own store.
 type stack struct {
-	url   string
-	store eventstore.Store
-	clock *clock
+	url     string
+	store   eventstore.Store
+	clock   *clock
+	handler *commands.Handler
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T) *stack { return newStackWith(t, false) }
+
+// newStackWith starts the stack, with access control when secured.
+func newStackWith(t *testing.T, secured bool) *stack {
 	t.Helper()
 	ctx := context.Background()
 	store, err := jetstream.Open(ctx, jetstream.Config{DataDir: t.TempDir()})
@@ -75,9 +79,13 @@ func newStack(t *testing.T) *stack {
 			t.Errorf("runner: %v", err)
 		}
 	})
-	srv := httptest.NewServer((&httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Clock: clk.Now, Log: quiet}).Routes())
+	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Clock: clk.Now, Log: quiet}
+	if secured {
+		api.Auth = h.Catalogues()
+	}
+	srv := httptest.NewServer(api.Routes())
 	t.Cleanup(srv.Close) // runs first
-	return &stack{url: srv.URL, store: store, clock: clk}
+	return &stack{url: srv.URL, store: store, clock: clk, handler: h}
 }
 
 // response is a read HTTP answer.
