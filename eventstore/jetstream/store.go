@@ -49,7 +49,7 @@ const (
 type Config struct {
 	// URL of the NATS servers to connect to (comma separated). Empty starts an
 	// embedded server in this process; it listens on 127.0.0.1 on a random port
-	// (see ClientURL), without authentication.
+	// (see ClientURL), without authentication unless ConfigureServer adds it.
 	URL string
 	// DataDir is the embedded server's storage directory; required when URL is empty.
 	DataDir string
@@ -65,6 +65,10 @@ type Config struct {
 	SyncAlways bool
 	// Options are passed to nats.Connect (credentials, TLS, name...).
 	Options []nats.Option
+	// ConfigureServer, when set, adjusts the embedded server's options before it
+	// starts (users and permissions, for instance; the store's own connection then
+	// needs credentials in Options). It does not reach a remote server.
+	ConfigureServer func(*server.Options) error
 }
 
 // Store is the JetStream adapter. It is safe for concurrent use.
@@ -166,7 +170,7 @@ func startServer(cfg Config) (*server.Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("open event store: an embedded server needs Config.DataDir")
 	}
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 		JetStream:  true,
@@ -174,7 +178,13 @@ func startServer(cfg Config) (*server.Server, error) {
 		SyncAlways: cfg.SyncAlways,
 		NoLog:      true,
 		NoSigs:     true,
-	})
+	}
+	if cfg.ConfigureServer != nil {
+		if err := cfg.ConfigureServer(opts); err != nil {
+			return nil, fmt.Errorf("open event store: embedded server options: %w", err)
+		}
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open event store: embedded server: %w", err)
 	}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ticketcore/ticketcore/commands/natsapi"
+)
+
+func TestNATSFlagsAreChecked(t *testing.T) {
+	for name, args := range map[string][]string{
+		"auth with an external NATS":  {"--nats-url", "nats://127.0.0.1:4222", "--nats-auth", "users.json"},
+		"credentials for embedded":    {"--nats-creds", "x.creds"},
+		"user and password, embedded": {"--nats-user", "a", "--nats-password", "b"},
+		"missing users file":          {"--nats-auth", filepath.Join(t.TempDir(), "none.json")},
+	} {
+		cfg, err := parseConfig(append(args, "--data", t.TempDir(), "--http", "127.0.0.1:0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = run(ctx, cfg, slog.New(slog.DiscardHandler))
+		cancel()
+		if err == nil {
+			t.Errorf("%s: started", name)
+		}
+	}
+}
+
+// lockedBuffer collects the service's log lines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) natsURL() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		var rec struct {
+			URL string `json:"nats_url"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.URL != "" {
+			return rec.URL
+		}
+	}
+	return ""
+}
+
+// ticketd with --nats-auth: anonymous clients are refused, a user allowed to publish on
+// tickets.cmd.> sends commands, and ticketd's own connection works.
+func TestTicketdWithNATSAuth(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.json")
+	if err := os.WriteFile(users, []byte(`{"users": [{"user": "crm", "password": "s3cret",
+		"publish": ["tickets.cmd.>"], "subscribe": ["_INBOX.>"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TICKETD_NATS_AUTH", users)
+	cfg, err := parseConfig([]string{"--data", filepath.Join(dir, "data"), "--http", "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil))) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ticketd: %v", err)
+		}
+	}()
+	var url string
+	for deadline := time.Now().Add(20 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		if url = logs.natsURL(); url == "" && time.Now().After(deadline) {
+			t.Fatal("ticketd did not log its NATS URL")
+		}
+	}
+	if nc, err := nats.Connect(url, nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected")
+	} else if !errors.Is(err, nats.ErrAuthorization) && !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, nats.UserInfo("crm", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg := nats.NewMsg(natsapi.RequestSubjectPrefix + ".create")
+	msg.Header.Set(natsapi.HeaderCommandID, "crm-1")
+	msg.Data = []byte(`{"subject": "Over NATS", "raised_by": "ann@example.com"}`)
+	var reply *nats.Msg
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// The command server starts right after the store; retry while it subscribes.
+		if reply, err = nc.RequestMsg(msg, 2*time.Second); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Header.Get(natsapi.HeaderStatus) != natsapi.StatusOK {
+		t.Fatalf("%v %s", reply.Header, reply.Data)
+	}
+}
