@@ -124,17 +124,40 @@ func DecodeEventWith(b []byte, unmarshal Unmarshaler) (Event, error) {
 // VerifyChain checks that events form an unbroken hash chain from the start of a stream.
 // It returns the index of the first bad event and why, or -1.
 func VerifyChain(events []Event) (int, string) {
-	prev := ""
+	var c ChainCheck
 	for i, e := range events {
-		switch {
-		case e.Sequence != uint64(i)+1:
-			return i, fmt.Sprintf("sequence %d where %d was expected", e.Sequence, i+1)
-		case e.PrevHash != prev:
-			return i, "prev_hash does not match the previous event's hash"
-		case e.ComputeHash() != e.Hash:
-			return i, "hash does not match the event's content"
+		if reason := c.Next(e); reason != "" {
+			return i, reason
 		}
-		prev = e.Hash
 	}
 	return -1, ""
 }
+
+// ChainCheck verifies one stream's hash chain an event at a time, in stream order,
+// holding only the previous hash: VerifyChain over a stream too large to hold, or
+// over many streams read interleaved from the global order.
+type ChainCheck struct {
+	n    uint64 // events accepted
+	prev string // hash of the last accepted event
+}
+
+// Next checks the next event of the stream and returns why it breaks the chain, or ""
+// if it continues it. A bad event is not accepted: the check stays where it was.
+func (c *ChainCheck) Next(e Event) string {
+	switch {
+	case e.Sequence != c.n+1:
+		return fmt.Sprintf("sequence %d where %d was expected", e.Sequence, c.n+1)
+	case e.PrevHash != c.prev:
+		return "prev_hash does not match the previous event's hash"
+	case e.ComputeHash() != e.Hash:
+		return "hash does not match the event's content"
+	}
+	c.n, c.prev = e.Sequence, e.Hash
+	return ""
+}
+
+// Len is the number of events accepted so far: the verified length of the stream.
+func (c *ChainCheck) Len() uint64 { return c.n }
+
+// LastHash is the hash of the last accepted event ("" before the first).
+func (c *ChainCheck) LastHash() string { return c.prev }

@@ -94,6 +94,9 @@ func DecideTicket(t *Ticket, cmd TicketCommand, d Decision) ([]Payload, error) {
 	if !t.Exists() {
 		return nil, fmt.Errorf("ticket: %w", ErrNotFound)
 	}
+	if c, ok := cmd.(ticketDecider); ok { // commands kept in their own files (assignment.go, unreplied.go)
+		return c.decideTicket(t, d)
+	}
 	switch c := cmd.(type) {
 	case ReceiveCustomerMessage:
 		return decideCustomerMessage(t, c)
@@ -150,6 +153,9 @@ func DecideTicket(t *Ticket, cmd TicketCommand, d Decision) ([]Payload, error) {
 			return []Payload{SLADeadlineApproaching{Kind: c.Kind, Deadline: c.Deadline.UTC(), CycleStart: c.CycleStart.UTC(), SLA: c.SLA, SLAVersion: c.SLAVersion, WarnSeconds: c.WarnSeconds}}, nil
 		}
 		return []Payload{SLADeadlineMissed{Kind: c.Kind, Deadline: c.Deadline.UTC(), CycleStart: c.CycleStart.UTC(), SLA: c.SLA, SLAVersion: c.SLAVersion}}, nil
+	}
+	if c, ok := cmd.(emailCommand); ok {
+		return c.decideEmail(t) // domain/email.go
 	}
 	return nil, Invalid("command", "unknown command %T", cmd)
 }
@@ -310,7 +316,7 @@ func decideClose(t *Ticket, c CloseTicket, d Decision) ([]Payload, error) {
 		if err := t.requireStatus("close", StatusOpen, StatusReplied, StatusOnHold, StatusResolved); err != nil {
 			return nil, err
 		}
-		return []Payload{TicketClosed{Reason: c.Reason}}, nil
+		return []Payload{TicketClosed{ClosedBy: ClosedByAgent, Reason: c.Reason}}, nil
 	}
 	if err := t.requireStatus("close automatically", StatusReplied); err != nil {
 		return nil, err
@@ -328,7 +334,7 @@ func decideClose(t *Ticket, c CloseTicket, d Decision) ([]Payload, error) {
 	if reason == "" {
 		reason = fmt.Sprintf("no customer message %d days after the last reply", days)
 	}
-	return []Payload{TicketClosed{Automatic: true, Reason: reason}}, nil
+	return []Payload{TicketClosed{ClosedBy: ClosedByAutoClose, Reason: reason}}, nil
 }
 
 func decideSplit(t *Ticket, c SplitTicket) ([]Payload, error) {

@@ -139,10 +139,26 @@ type TicketResolved struct {
 	ResolutionDetails string `json:"resolution_details,omitempty"`
 }
 
+// Closer says who closed a ticket.
+type Closer string
+
+const (
+	ClosedByAgent     Closer = "agent"      // a person, with a close command
+	ClosedByAutoClose Closer = "auto-close" // the scheduler, after auto_close_days in Replied
+)
+
+// TicketClosed records that a ticket was closed, by an agent or automatically. Schema
+// version 2; version 1 had a boolean "automatic" (true for an automatic close, absent
+// otherwise) instead of closed_by, and is read as closed_by "auto-close" or "agent".
 type TicketClosed struct {
-	Automatic bool   `json:"automatic,omitempty"`
-	Reason    string `json:"reason,omitempty"`
+	// ClosedBy says who closed the ticket: an agent, or the automatic close.
+	ClosedBy Closer `json:"closed_by"`
+	// Reason is free text; an automatic close says how long the ticket waited.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Automatic reports whether the scheduler closed the ticket.
+func (p TicketClosed) Automatic() bool { return p.ClosedBy == ClosedByAutoClose }
 
 type TicketReopened struct {
 	Reason string `json:"reason,omitempty"`
@@ -174,10 +190,14 @@ type TypeChanged struct {
 
 type TicketAssigned struct {
 	Assignee string `json:"assignee"`
+	// Rule names the assignment rule that made the assignment; absent for a person's.
+	Rule string `json:"rule,omitempty"`
 }
 
 type TicketUnassigned struct {
 	Assignee string `json:"assignee"`
+	// Rule names the assignment rule whose unassign condition removed the assignee.
+	Rule string `json:"rule,omitempty"`
 }
 
 // SLAReset restarts the SLA clock at the event's occurred_at and records the new

@@ -258,7 +258,7 @@ var statusHistories = map[domain.Status]map[string][]domain.Payload{
 	},
 	domain.StatusClosed: {
 		"closed by hand":       {created(), domain.TicketClosed{}},
-		"closed automatically": {created(), reply("m-r1"), at(t0.AddDate(0, 0, 8), domain.TicketClosed{Automatic: true})},
+		"closed automatically": {created(), reply("m-r1"), at(t0.AddDate(0, 0, 8), domain.TicketClosed{ClosedBy: domain.ClosedByAutoClose})},
 		"closed when resolved": {created(), domain.TicketResolved{}, domain.TicketClosed{}},
 	},
 }
@@ -289,8 +289,8 @@ var (
 	reopeningEvent = domain.CustomerMessageReceived{MessageID: "m-new", Channel: domain.ChannelEmail, From: raisedBy, Body: "Thanks!", Reopened: true}
 	holdEvent      = domain.PutOnHold{Reason: "waiting for the customer"}
 	resolveEvent   = domain.TicketResolved{ResolutionDetails: "replaced the fuser"}
-	closeEvent     = domain.TicketClosed{Reason: "done"}
-	autoCloseEvent = domain.TicketClosed{Automatic: true, Reason: "no customer message 7 days after the last reply"}
+	closeEvent     = domain.TicketClosed{ClosedBy: domain.ClosedByAgent, Reason: "done"}
+	autoCloseEvent = domain.TicketClosed{ClosedBy: domain.ClosedByAutoClose, Reason: "no customer message 7 days after the last reply"}
 	reopenEvent    = domain.TicketReopened{Reason: "still smoking"}
 )
 
@@ -658,7 +658,7 @@ func TestAutomaticClose(t *testing.T) {
 			if err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			want := domain.TicketClosed{Automatic: true, Reason: fmt.Sprintf("no customer message %d days after the last reply", tc.settings.AutoCloseDays)}
+			want := domain.TicketClosed{ClosedBy: domain.ClosedByAutoClose, Reason: fmt.Sprintf("no customer message %d days after the last reply", tc.settings.AutoCloseDays)}
 			assertEvents(t, got, []domain.Payload{want})
 			if after := evolve(state, tc.now, got); after.Status != domain.StatusClosed {
 				t.Fatalf("status = %s, want Closed", after.Status)
@@ -670,7 +670,7 @@ func TestAutomaticClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvents(t, got, []domain.Payload{domain.TicketClosed{Automatic: true, Reason: "scheduler"}})
+		assertEvents(t, got, []domain.Payload{domain.TicketClosed{ClosedBy: domain.ClosedByAutoClose, Reason: "scheduler"}})
 	})
 }
 
@@ -964,7 +964,7 @@ func TestAssign(t *testing.T) {
 func allTicketEvents() []domain.Payload {
 	return []domain.Payload{
 		created(), customerMessage("m-x"), reply("m-y"), domain.CommentAdded{CommentID: "c", Body: "b"},
-		domain.PutOnHold{}, domain.TicketResolved{}, domain.TicketClosed{}, domain.TicketClosed{Automatic: true},
+		domain.PutOnHold{}, domain.TicketResolved{}, domain.TicketClosed{}, domain.TicketClosed{ClosedBy: domain.ClosedByAutoClose},
 		domain.TicketReopened{}, domain.TicketSplit{NewTicketID: "n", NewNumber: "N", FromMessage: "m-zz", MovedMessages: []string{"m-zz"}},
 		domain.PriorityChanged{From: "Low", To: "High"}, domain.TypeChanged{To: "Bug"}, domain.TicketAssigned{Assignee: "a"},
 		domain.TicketUnassigned{Assignee: "a"}, domain.SLAReset{Reason: "r"},

@@ -117,7 +117,7 @@ func (t *TicketState) Apply(e domain.Event, lookup domain.SLALookup) {
 	case domain.TicketResolved:
 		t.Resolution = p.ResolutionDetails
 	case domain.TicketClosed:
-		t.ClosedAutomatically = p.Automatic
+		t.ClosedAutomatically = p.Automatic()
 	case domain.TicketReopened, domain.PutOnHold:
 		t.ClosedAutomatically = false
 	case domain.TicketSplit:

@@ -18,8 +18,9 @@ import (
 	"github.com/ticketcore/ticketcore/projections"
 )
 
-// readBatch is how many events verify reads at a time.
-const readBatch = 4096
+// readBatch is how many events verify, export and import read at a time (a variable:
+// tests make it small to see several pages).
+var readBatch = 4096
 
 // storeFlags are the flags that say which event store to open.
 type storeFlags struct {
@@ -39,6 +40,12 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 // open opens the store the flags name. An embedded store must already exist: opening
 // an empty folder would create a store, and report on nothing.
 func (s *storeFlags) open(ctx context.Context) (*jetstream.Store, error) {
+	return s.openStore(ctx, false)
+}
+
+// openStore opens the store the flags name; with create, an embedded store is created
+// in a data folder that has none (import fills a new store).
+func (s *storeFlags) openStore(ctx context.Context, create bool) (*jetstream.Store, error) {
 	if (s.data == "") == (s.natsURL == "") {
 		return nil, usagef("give exactly one of --data DIR and --nats-url URL")
 	}
@@ -48,7 +55,7 @@ func (s *storeFlags) open(ctx context.Context) (*jetstream.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if fi, err := os.Stat(dir); !create && (err != nil || !fi.IsDir()) {
 			return nil, fmt.Errorf("no event store in %s (expected the folder %s)", s.data, dir)
 		}
 		cfg.DataDir = dir
@@ -56,43 +63,43 @@ func (s *storeFlags) open(ctx context.Context) (*jetstream.Store, error) {
 	return jetstream.Open(ctx, cfg)
 }
 
-// isTerminal reports whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// streamName is the JetStream stream the flags name.
+func (s *storeFlags) streamName() string {
+	if s.stream != "" {
+		return s.stream
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return jetstream.DefaultStreamName
 }
 
-// progress is a projection that only counts what the runner applies, and shows it on
-// a terminal.
-type progress struct {
-	n, pos, total uint64
-	w             io.Writer // nil: silent
-	last          time.Time
+// progressProjection is a projection that only counts what the runner applies, for
+// the progress line of a rebuild.
+type progressProjection struct {
+	p        *progress
+	n, pos   uint64
+	reported uint64 // events counted on p so far
+	lastSeen uint64 // the store's last position when the rebuild started
 }
 
-func (p *progress) Name() string { return "progress" }
-func (p *progress) Apply(_ domain.Event, pos uint64) error {
+func (p *progressProjection) Name() string { return "progress" }
+func (p *progressProjection) Apply(_ domain.Event, pos uint64) error {
 	if pos <= p.pos {
 		return nil
 	}
 	p.n++
 	p.pos = pos
-	if p.w != nil && time.Since(p.last) >= 100*time.Millisecond {
-		p.last = time.Now()
-		pct := 100.0
-		if p.total > 0 {
-			pct = 100 * float64(pos) / float64(p.total)
-		}
-		fmt.Fprintf(p.w, "\rreplaying: %d events, position %d of %d (%.0f%%)", p.n, pos, p.total, pct)
+	if p.reported == 0 || p.n-p.reported >= progressStep { // a rebuild is fast: count in steps
+		p.p.setNote(fmt.Sprintf("position %d of %d", pos, p.lastSeen))
+		p.p.add(p.n - p.reported)
+		p.reported = p.n
 	}
 	return nil
 }
-func (p *progress) Position() uint64 { return p.pos }
-func (p *progress) Reset()           { p.n, p.pos = 0, 0 }
+
+// progressStep is how many events a rebuild applies between two progress counts.
+const progressStep = 256
+
+func (p *progressProjection) Position() uint64 { return p.pos }
+func (p *progressProjection) Reset()           { p.n, p.pos, p.reported = 0, 0, 0 }
 
 // rebuildReport is the outcome of a rebuild.
 type rebuildReport struct {
@@ -116,23 +123,22 @@ func cmdRebuild(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	total, err := store.LastPosition(ctx)
+	count, last, err := storeExtent(ctx, store, sf.streamName())
 	if err != nil {
 		return err
 	}
-	p := &progress{total: total}
-	if isTerminal(e.stderr) {
-		p.w = e.stderr
-	}
+	// Rebuild only reads the store: an interrupted rebuild is resumed by running it again.
+	p := &progressProjection{p: e.progress("rebuild", count), lastSeen: last}
 	model := projections.NewTickets()
 	runner := projections.NewRunner(store, slog.New(slog.NewTextHandler(io.Discard, nil)), model, p)
 	began := time.Now()
 	pos, err := runner.Rebuild(ctx)
 	elapsed := time.Since(began)
-	if p.w != nil {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
+	p.p.finish()
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("rebuild interrupted after %d events (it only reads the store: run it again)", p.n)
+		}
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	r := rebuildReport{
@@ -179,8 +185,17 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	report, err := verifyStore(ctx, store)
+	count, _, err := storeExtent(ctx, store, sf.streamName())
 	if err != nil {
+		return err
+	}
+	p := e.progress("verify", count)
+	report, err := verifyStore(ctx, store, p)
+	p.finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("verify interrupted after %d events (it only reads the store: run it again)", p.count())
+		}
 		return err
 	}
 	if e.output == "json" {
@@ -204,13 +219,13 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// verifyStore reads every event of the store, groups them by stream and checks each
-// stream's hash chain. An event that does not decode breaks its stream there.
-func verifyStore(ctx context.Context, store eventstore.Store) (verifyReport, error) {
+// verifyStore reads every event of the store in global order and checks each stream's
+// hash chain as its events come, holding only each stream's last hash. An event that
+// does not decode breaks its stream there. p counts the events read.
+func verifyStore(ctx context.Context, store eventstore.Store, p *progress) (verifyReport, error) {
 	type streamState struct {
-		events    []domain.Event
-		positions []uint64
-		broken    *brokenLink
+		chain  domain.ChainCheck
+		broken *brokenLink
 	}
 	streams := map[string]*streamState{}
 	report := verifyReport{Broken: []brokenLink{}}
@@ -233,40 +248,36 @@ func verifyStore(ctx context.Context, store eventstore.Store) (verifyReport, err
 				continue
 			}
 			bad := func(reason string, ev domain.Event) {
-				s.broken = &brokenLink{Stream: rec.Stream, Index: len(s.events), Sequence: ev.Sequence, Position: rec.Position, EventID: rec.ID, Reason: reason}
+				s.broken = &brokenLink{Stream: rec.Stream, Index: int(s.chain.Len()), Sequence: ev.Sequence, Position: rec.Position, EventID: rec.ID, Reason: reason}
 			}
 			ev, err := domain.DecodeEvent(rec.Data)
-			if err != nil {
+			switch {
+			case err != nil:
 				var envelope domain.Event
 				_ = json.Unmarshal(rec.Data, &envelope)
 				bad(err.Error(), envelope)
-				continue
-			}
-			if ev.Stream != rec.Stream {
+			case ev.Stream != rec.Stream:
 				bad(fmt.Sprintf("the event belongs to stream %q", ev.Stream), ev)
-				continue
+			default:
+				if reason := s.chain.Next(ev); reason != "" {
+					bad(reason, ev)
+					s.broken.EventID = ev.ID
+				}
 			}
-			s.events = append(s.events, ev)
-			s.positions = append(s.positions, rec.Position)
 		}
 		from = recs[len(recs)-1].Position + 1
+		p.setNote(fmt.Sprintf("%d streams", len(streams)))
+		p.add(uint64(len(recs)))
 	}
 	names := make([]string, 0, len(streams))
-	for name := range streams {
-		names = append(names, name)
+	for name, s := range streams {
+		if s.broken != nil {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		s := streams[name]
-		// The chain up to an undecodable event is checked too: an earlier break is
-		// the first one.
-		if i, reason := domain.VerifyChain(s.events); i >= 0 {
-			ev := s.events[i]
-			s.broken = &brokenLink{Stream: name, Index: i, Sequence: ev.Sequence, Position: s.positions[i], EventID: ev.ID, Reason: reason}
-		}
-		if s.broken != nil {
-			report.Broken = append(report.Broken, *s.broken)
-		}
+		report.Broken = append(report.Broken, *streams[name].broken)
 	}
 	report.Streams = len(streams)
 	report.OK = len(report.Broken) == 0
