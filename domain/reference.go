@@ -184,6 +184,9 @@ func EvolveCatalogue(c *Catalogue, e Event) {
 type SupportSettings struct {
 	AutoCloseDays int  `json:"auto_close_days"`
 	AllowSLAReset bool `json:"allow_sla_reset"`
+	// UnrepliedAlertMinutes records ticket.unreplied_alert when a customer message has
+	// waited this long for a reply; 0 (or absent) disables the alert.
+	UnrepliedAlertMinutes int `json:"unreplied_alert_minutes,omitempty"`
 }
 
 // DefaultSupportSettings apply until settings are changed.
@@ -210,6 +213,9 @@ func NewSettingsState() *SettingsState {
 func DecideSettings(s *SettingsState, next SupportSettings) ([]Payload, error) {
 	if next.AutoCloseDays < 0 || next.AutoCloseDays > 3650 {
 		return nil, Invalid("auto_close_days", "must be between 0 (never) and 3650")
+	}
+	if next.UnrepliedAlertMinutes < 0 || next.UnrepliedAlertMinutes > MaxUnrepliedAlertMinutes {
+		return nil, Invalid("unreplied_alert_minutes", "must be between 0 (never) and %d", MaxUnrepliedAlertMinutes)
 	}
 	if next == s.Settings && s.Version > 0 {
 		return nil, nil
