@@ -12,6 +12,9 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // rebuildChildEnv makes the test binary run the rebuild phase as a child process.
@@ -119,6 +122,68 @@ func BenchmarkRawReplay(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDirectGetReplay reads the same store as BenchmarkRawReplay with batched
+// direct gets (1024 messages a request, over every subject, as the adapter's ReadStream
+// does for one subject) and the same encoding/json decode: the alternative to the
+// ordered consumer that catch-up and rebuild do not use.
+func BenchmarkDirectGetReplay(b *testing.B) {
+	store := loadedStore(b, 2000)
+	last, _ := store.LastPosition(context.Background())
+	b.ResetTimer()
+	for b.Loop() {
+		if err := directGetReplay(context.Background(), store.Conn(), last); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// directGetReplay reads positions 1 to last with batched direct gets and decodes every
+// event with encoding/json.
+func directGetReplay(ctx context.Context, nc *nats.Conn, last uint64) error {
+	inbox := nats.NewInbox()
+	replies := make(chan *nats.Msg, 1025)
+	sub, err := nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	subject := "$JS.API.DIRECT.GET." + jetstream.DefaultStreamName
+	for next := uint64(1); next <= last; {
+		req, _ := json.Marshal(map[string]any{"seq": next, "next_by_subj": jetstream.DefaultSubjectPrefix + ".>", "batch": 1024, "max_bytes": 4 << 20})
+		if err := nc.PublishRequest(subject, inbox, req); err != nil {
+			return err
+		}
+	batch:
+		for {
+			var msg *nats.Msg
+			select {
+			case msg = <-replies:
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("direct get from %d: no answer", next)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			switch status := msg.Header.Get("Status"); status {
+			case "":
+				seq, err := strconv.ParseUint(msg.Header.Get("Nats-Sequence"), 10, 64)
+				if err != nil {
+					return err
+				}
+				if _, err := domain.DecodeEventWith(msg.Data, json.Unmarshal); err != nil {
+					return err
+				}
+				next = seq + 1
+			case "204":
+				break batch
+			default:
+				return fmt.Errorf("direct get from %d: status %s %s", next, status, msg.Header.Get("Description"))
+			}
+		}
+	}
+	return nil
 }
 
 // BenchmarkCommandComment measures one warm command end to end (decide, encode, hash,

@@ -48,6 +48,9 @@ type Rate struct {
 	EvPerSec  float64 `json:"events_per_sec"`
 	P50Millis float64 `json:"p50_ms"`
 	P99Millis float64 `json:"p99_ms"`
+	// CPUSeconds is the CPU time (user + system) the whole process used during the
+	// phase: the client side and the embedded NATS server alike.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // RebuildResult is what the rebuild process reports.
@@ -57,6 +60,7 @@ type RebuildResult struct {
 	Seconds      float64 `json:"seconds"`
 	EvPerSec     float64 `json:"events_per_sec"`
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	CPUSeconds   float64 `json:"cpu_seconds"` // of the rebuild process during the rebuild
 }
 
 // Result is one run.
@@ -224,6 +228,7 @@ func runCommands(ctx context.Context, h *commands.Handler, clock *workloadClock,
 	events := 0
 	var firstErr error
 	var wg sync.WaitGroup
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	for client := range n {
 		wg.Add(1)
@@ -266,7 +271,13 @@ func runCommands(ctx context.Context, h *commands.Handler, clock *workloadClock,
 	if firstErr != nil {
 		return Rate{}, firstErr
 	}
-	return rate(len(latencies), events, time.Since(start), latencies), nil
+	return withCPU(rate(len(latencies), events, time.Since(start), latencies), cpu0), nil
+}
+
+// withCPU sets the CPU time the process used since cpu0.
+func withCPU(r Rate, cpu0 float64) Rate {
+	r.CPUSeconds = cpuSeconds() - cpu0
+	return r
 }
 
 func rate(ops, events int, elapsed time.Duration, latencies []time.Duration) Rate {
@@ -292,6 +303,7 @@ func coldLoads(ctx context.Context, store *jetstream.Store, ids []string, seed u
 	rng := rand.New(rand.NewPCG(seed, 7))
 	n := min(2000, len(ids))
 	latencies := make([]time.Duration, 0, n)
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	for range n {
 		id := ids[rng.IntN(len(ids))]
@@ -302,7 +314,7 @@ func coldLoads(ctx context.Context, store *jetstream.Store, ids []string, seed u
 		latencies = append(latencies, time.Since(t0))
 		h, _ = commands.NewHandler(ctx, store, commands.Options{}) // keep every load cold
 	}
-	return rate(n, 0, time.Since(start)-0, latencies), nil
+	return withCPU(rate(n, 0, time.Since(start), latencies), cpu0), nil
 }
 
 // rawReplay reads the whole event stream with an ordered consumer, in one goroutine,
@@ -322,6 +334,7 @@ func rawReplay(ctx context.Context, nc *nats.Conn, last uint64) (Rate, error) {
 		return Rate{}, err
 	}
 	defer msgs.Stop()
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	var n uint64
 	for n < last {
@@ -334,7 +347,7 @@ func rawReplay(ctx context.Context, nc *nats.Conn, last uint64) (Rate, error) {
 		}
 		n++
 	}
-	return rate(int(n), int(n), time.Since(start), nil), nil
+	return withCPU(rate(int(n), int(n), time.Since(start), nil), cpu0), nil
 }
 
 // rawCAS republishes the first n stored events, one at a time, into a scratch stream
@@ -356,6 +369,7 @@ func rawCAS(ctx context.Context, store *jetstream.Store, n uint64) (Rate, error)
 	}
 	lastSeq := map[string]uint64{}
 	latencies := make([]time.Duration, 0, len(recs))
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	for _, r := range recs {
 		subject := "bench.raw." + r.Stream
@@ -370,7 +384,7 @@ func rawCAS(ctx context.Context, store *jetstream.Store, n uint64) (Rate, error)
 		latencies = append(latencies, time.Since(t0))
 		lastSeq[subject] = ack.Sequence
 	}
-	return rate(len(recs), len(recs), time.Since(start), latencies), nil
+	return withCPU(rate(len(recs), len(recs), time.Since(start), latencies), cpu0), nil
 }
 
 func dirSize(dir string) (int64, error) {
@@ -415,18 +429,20 @@ func Rebuild(ctx context.Context, storeDir string) (*RebuildResult, error) {
 	defer store.Close()
 	model := projections.NewTickets()
 	runner := projections.NewRunner(store, nil, model)
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	pos, err := runner.Rebuild(ctx)
 	if err != nil {
 		return nil, err
 	}
 	elapsed := time.Since(start)
+	cpu := cpuSeconds() - cpu0
 	rss, err := peakRSS()
 	if err != nil {
 		return nil, err
 	}
 	return &RebuildResult{Events: int(pos), Tickets: model.Count(), Seconds: elapsed.Seconds(),
-		EvPerSec: float64(pos) / elapsed.Seconds(), PeakRSSBytes: rss}, nil
+		EvPerSec: float64(pos) / elapsed.Seconds(), PeakRSSBytes: rss, CPUSeconds: cpu}, nil
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM) from /proc.

@@ -61,7 +61,29 @@ func (r *Runner) apply(rec eventstore.RecordedEvent) error {
 	if err := r.applyDecoded(e, rec.Position); err != nil {
 		return err
 	}
+	if err := r.flush(); err != nil {
+		return err
+	}
 	r.advanceTo(rec.Position)
+	return nil
+}
+
+// Flusher is a projection that buffers its writes (the SQL read model commits a batch
+// of events in one transaction). The runner calls Flush once the events at hand are
+// applied, before it reports their position: after each catch-up chunk and after each
+// live event, so that WaitFor(pos) means every projection has stored pos.
+type Flusher interface {
+	Flush() error
+}
+
+func (r *Runner) flush() error {
+	for _, p := range r.projections {
+		if f, ok := p.(Flusher); ok {
+			if err := f.Flush(); err != nil {
+				return fmt.Errorf("projection %s: flush: %w", p.Name(), err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -191,6 +213,9 @@ func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, or
 		failed = c.err
 		for i := 0; failed == nil && i < len(c.events); i++ {
 			failed = r.applyDecoded(c.events[i], c.recs[i].Position)
+		}
+		if failed == nil {
+			failed = r.flush()
 		}
 		if failed != nil {
 			cancel()
