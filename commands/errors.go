@@ -18,6 +18,7 @@ const (
 	KindConflict          = "conflict"
 	KindVersionMismatch   = "version-mismatch"
 	KindForbidden         = "forbidden"
+	KindUnauthenticated   = "unauthenticated"
 	KindUnavailable       = "unavailable"
 	KindInternal          = "internal"
 )
@@ -32,6 +33,7 @@ const (
 	ProblemConflict        = "/problems/conflict"
 	ProblemVersionMismatch = "/problems/version-mismatch"
 	ProblemForbidden       = "/problems/forbidden"
+	ProblemUnauthenticated = "/problems/unauthenticated"
 	ProblemUnavailable     = "/problems/unavailable"
 	ProblemInternal        = "/problems/internal"
 )
@@ -45,6 +47,7 @@ var problems = map[string]struct{ typ, title string }{
 	KindConflict:          {ProblemConflict, "Conflict"},
 	KindVersionMismatch:   {ProblemVersionMismatch, "Precondition failed"},
 	KindForbidden:         {ProblemForbidden, "Forbidden"},
+	KindUnauthenticated:   {ProblemUnauthenticated, "Unauthenticated"},
 	KindUnavailable:       {ProblemUnavailable, "Service unavailable"},
 	KindInternal:          {ProblemInternal, "Internal error"},
 }
@@ -63,6 +66,8 @@ func Classify(err error) (kind string, status int) {
 		return KindNotFound, 404
 	case errors.Is(err, domain.ErrInvalidTransition):
 		return KindInvalidTransition, 409
+	case errors.Is(err, domain.ErrUnauthenticated):
+		return KindUnauthenticated, 401
 	case errors.Is(err, domain.ErrForbidden):
 		return KindForbidden, 403
 	case errors.Is(err, domain.ErrConflict):

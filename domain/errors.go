@@ -14,6 +14,7 @@ var (
 	ErrNotFound          = errors.New("not found")
 	ErrConflict          = errors.New("conflict")
 	ErrForbidden         = errors.New("forbidden")
+	ErrUnauthenticated   = errors.New("unauthenticated")
 )
 
 // FieldError is one problem with one input field.

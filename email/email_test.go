@@ -316,6 +316,7 @@ func TestEmailDuplicate(t *testing.T) {
 	hs.mustSend(alice, []string{support}, raw)
 	hs.relay.waitFor(1)
 	ticketID := hs.ticketOf("dup-1@customer.example")
+	eventually(t, "the ack's email.sent", func() bool { return countType(hs.events(ticketID), "email.sent") == 1 })
 	before := len(hs.events(ticketID))
 	hs.mustSend(alice, []string{support}, raw)
 	out, err := hs.in.Ingest(hs.ctx, Envelope{Rcpts: []string{support}, Via: "test"}, []byte(raw))
@@ -422,6 +423,7 @@ func TestEmailBounce(t *testing.T) {
 	}
 	reply := payloadOf[domain.ReplySent](t, res.Events)[0]
 	hs.relay.waitFor(2)
+	eventually(t, "email.sent of the ack and the reply", func() bool { return countType(hs.events(ticketID), "email.sent") == 2 })
 	dsn := strings.ReplaceAll(string(readFixture(t, "dsn.eml")), "5b1c3c3e-2c2f-5d0e-9a55-0c3c6e1f0a11@example.com", reply.MessageID+"@example.com")
 	if err := hs.send("", []string{support}, dsn); err != nil {
 		t.Fatal(err)

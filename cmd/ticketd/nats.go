@@ -69,7 +69,7 @@ func (c natsConfig) apply(storeCfg *jetstream.Config, log *slog.Logger) error {
 // commands), resumed with back-off like the other followers.
 func serveNATSCommands(ctx, runCtx context.Context, h *commands.Handler, store *jetstream.Store, tickets *projections.Tickets, log *slog.Logger) error {
 	srv, err := natsapi.NewServer(ctx, natsapi.Config{
-		Handler: h, Conn: store.Conn(), Log: log,
+		Handler: h, Conn: store.Conn(), Log: log, Auth: h.Catalogues(),
 		ResolveNumber: func(number string) (string, bool) {
 			v, ok := tickets.Get(number, time.Now())
 			return v.ID, ok

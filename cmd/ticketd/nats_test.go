@@ -105,20 +105,39 @@ func TestTicketdWithNATSAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg := nats.NewMsg(natsapi.RequestSubjectPrefix + ".create")
-	msg.Header.Set(natsapi.HeaderCommandID, "crm-1")
-	msg.Data = []byte(`{"subject": "Over NATS", "raised_by": "ann@example.com"}`)
-	var reply *nats.Msg
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		// The command server starts right after the store; retry while it subscribes.
-		if reply, err = nc.RequestMsg(msg, 2*time.Second); err == nil || time.Now().After(deadline) {
+	// Besides the NATS user, a command carries an API token with a role, as over HTTP.
+	var token []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if token, err = os.ReadFile(filepath.Join(dir, "data", "admin.token")); err == nil || time.Now().After(deadline) {
 			break
 		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reply.Header.Get(natsapi.HeaderStatus) != natsapi.StatusOK {
+	send := func(commandID string, withToken bool) *nats.Msg {
+		msg := nats.NewMsg(natsapi.RequestSubjectPrefix + ".create")
+		msg.Header.Set(natsapi.HeaderCommandID, commandID)
+		if withToken {
+			msg.Header.Set(natsapi.HeaderAuthorization, "Bearer "+strings.TrimSpace(string(token)))
+		}
+		msg.Data = []byte(`{"subject": "Over NATS", "raised_by": "ann@example.com"}`)
+		var reply *nats.Msg
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			// The command server starts right after the store; retry while it subscribes.
+			if reply, err = nc.RequestMsg(msg, 2*time.Second); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reply
+	}
+	if reply := send("crm-0", false); reply.Header.Get(natsapi.HeaderError) != "unauthenticated" {
+		t.Fatalf("without a token: %v %s", reply.Header, reply.Data)
+	}
+	if reply := send("crm-1", true); reply.Header.Get(natsapi.HeaderStatus) != natsapi.StatusOK {
 		t.Fatalf("%v %s", reply.Header, reply.Data)
 	}
 }

@@ -32,7 +32,7 @@ const (
 	ProblemMediaType        = "/problems/unsupported-media-type"
 	ProblemMethodNotAllowed = "/problems/method-not-allowed"
 	ProblemForbidden        = commands.ProblemForbidden
-	ProblemUnauthenticated  = "/problems/unauthenticated"
+	ProblemUnauthenticated  = commands.ProblemUnauthenticated
 	ProblemUnavailable      = commands.ProblemUnavailable
 	ProblemInternal         = commands.ProblemInternal
 )

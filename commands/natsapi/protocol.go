@@ -45,6 +45,7 @@ const (
 	HeaderCorrelationID   = "Correlation-Id"
 	HeaderCausationID     = "Causation-Id"
 	HeaderActor           = "Actor"
+	HeaderAuthorization   = "Authorization"
 	HeaderExpectedVersion = "Expected-Version"
 	HeaderTicketID        = "Ticket-Id"
 	headerMsgID           = "Nats-Msg-Id"
@@ -258,6 +259,7 @@ type request struct {
 	ticketID string
 	cmd      domain.TicketCommand
 	meta     commands.Meta
+	token    string // the bearer token, checked before the command runs
 }
 
 // decodeRequest reads a command message: its subject token, headers and body.
@@ -268,7 +270,11 @@ func decodeRequest(name string, h header, body []byte, commandID string) (reques
 	if !ok {
 		return request{name: name}, fmt.Errorf("no such command %q (known: %s): %w", name, strings.Join(CommandNames(), ", "), domain.ErrNotFound)
 	}
-	req := request{name: name, meta: commands.Meta{
+	token, bearer := strings.CutPrefix(h(HeaderAuthorization), "Bearer ")
+	if !bearer {
+		token = "" // as over HTTP, only the Bearer scheme carries a token
+	}
+	req := request{name: name, token: strings.TrimSpace(token), meta: commands.Meta{
 		Actor:         h(HeaderActor),
 		CorrelationID: h(HeaderCorrelationID),
 		CausationID:   h(HeaderCausationID),
@@ -310,14 +316,43 @@ func decodeRequest(name string, h header, body []byte, commandID string) (reques
 	return req, nil
 }
 
+// Authenticator resolves API tokens (the handler's token catalogue).
+type Authenticator interface {
+	Authenticate(token string) (domain.Principal, bool)
+}
+
 // executor runs decoded commands through the handler.
 type executor struct {
 	handler *commands.Handler
 	// resolve turns a ticket number (TKT-...) into its ID; nil accepts IDs only.
 	resolve func(number string) (string, bool)
+	auth    Authenticator
+}
+
+// authorize checks the request's token and role, as HTTP does, and names the actor.
+func (x executor) authorize(req *request) error {
+	if x.auth == nil {
+		return nil
+	}
+	p, ok := x.auth.Authenticate(req.token)
+	if !ok {
+		return fmt.Errorf("send a valid API token in the %s header (Bearer tkc_...): %w", HeaderAuthorization, domain.ErrUnauthenticated)
+	}
+	if !p.Role.Allows(domain.PermTicketCommand) {
+		return fmt.Errorf("the role %s does not have the permission %s: %w", p.Role, domain.PermTicketCommand, domain.ErrForbidden)
+	}
+	if req.meta.Actor != "" && p.Role == domain.RoleService {
+		req.meta.Actor = p.Actor() + " for " + req.meta.Actor
+	} else {
+		req.meta.Actor = p.Actor()
+	}
+	return nil
 }
 
 func (x executor) execute(ctx context.Context, req request) (commands.Result, error) {
+	if err := x.authorize(&req); err != nil {
+		return commands.Result{}, err
+	}
 	if c, ok := req.cmd.(domain.CreateTicket); ok {
 		c.TicketID = req.ticketID
 		return x.handler.CreateTicket(ctx, c, req.meta)

@@ -24,6 +24,10 @@ type Config struct {
 	// ResolveNumber turns a ticket number (TKT-2026-000001) into the ticket's ID, so
 	// that commands may name a ticket by number; nil accepts IDs only.
 	ResolveNumber func(number string) (id string, ok bool)
+	// Auth, when set, requires every command to carry an API token (header
+	// Authorization: Bearer tkc_...) whose role may send ticket commands; the token's
+	// principal becomes the actor. ticketd always sets it; nil is for tests.
+	Auth Authenticator
 	// Workers bounds the request/reply commands handled at once (default 64).
 	Workers int
 	// CommandTimeout bounds the handling of one command (default 30 s).
@@ -73,7 +77,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err := EnsureStreams(ctx, js); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, x: executor{handler: cfg.Handler, resolve: cfg.ResolveNumber}, log: cfg.Log}, nil
+	return &Server{cfg: cfg, x: executor{handler: cfg.Handler, resolve: cfg.ResolveNumber, auth: cfg.Auth}, log: cfg.Log}, nil
 }
 
 // Run serves both kinds of commands until ctx ends, then finishes the commands in

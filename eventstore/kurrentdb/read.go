@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"io"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -225,6 +227,14 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, handle func(eventsto
 func (s *Store) subscribeError(ctx context.Context, from uint64, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	// gRPC derives its deadline from ctx and can report it a moment before ctx itself
+	// is done: the caller's deadline ended the subscription, so say so.
+	if code := status.Code(err); code == codes.DeadlineExceeded || code == codes.Canceled {
+		if _, hasDeadline := ctx.Deadline(); hasDeadline || code == codes.Canceled {
+			<-ctx.Done()
+			return ctx.Err()
+		}
 	}
 	if err == nil {
 		err = errors.New("dropped")
