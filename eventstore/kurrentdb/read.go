@@ -280,53 +280,27 @@ func (s *Store) eventBefore(ctx context.Context, at uint64) (esdb.Position, bool
 // scanForward reads $all forwards from start (inclusive), page by page, and calls
 // visit with each event in order until visit says stop or $all ends.
 func (s *Store) scanForward(ctx context.Context, start esdb.AllPosition, visit func(*esdb.RecordedEvent) (bool, error)) error {
-	var seen *esdb.Position
-	for {
-		rs, err := s.readAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: start}, readPage)
-		if err != nil {
-			return err
-		}
-		n, more, err := func() (int, bool, error) {
-			defer rs.Close()
-			n := 0
-			for {
-				re, err := rs.Recv()
-				if errors.Is(err, io.EOF) {
-					return n, true, nil
-				}
-				if err != nil {
-					return n, false, err
-				}
-				n++
-				ev := re.OriginalEvent()
-				if ev == nil {
-					continue
-				}
-				// Each page starts with the last event of the previous one.
-				if seen != nil && !after(ev.Position, *seen) {
-					continue
-				}
-				p := ev.Position
-				seen = &p
-				if more, err := visit(ev); err != nil || !more {
-					return n, false, err
-				}
-			}
-		}()
-		if err != nil || !more || n < readPage || seen == nil {
-			return err
-		}
-		start = *seen
-	}
+	return s.scan(ctx, esdb.Forwards, start, visit)
 }
 
 // scanBackward reads $all backwards from its end down to Config.StartPosition, page
 // by page, and calls visit with each event until visit says stop.
 func (s *Store) scanBackward(ctx context.Context, visit func(*esdb.RecordedEvent) (bool, error)) error {
-	var start esdb.AllPosition = esdb.End{}
+	return s.scan(ctx, esdb.Backwards, esdb.End{}, visit)
+}
+
+// scan pages through $all in one direction. Each page starts with the last event of
+// the previous one, which is skipped; a backward scan stops below Config.StartPosition.
+func (s *Store) scan(ctx context.Context, dir esdb.Direction, start esdb.AllPosition, visit func(*esdb.RecordedEvent) (bool, error)) error {
 	var seen *esdb.Position
+	beyond := func(p esdb.Position) bool { // p comes after what was seen, in scan order
+		if dir == esdb.Forwards {
+			return after(p, *seen)
+		}
+		return after(*seen, p)
+	}
 	for {
-		rs, err := s.readAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: start}, readPage)
+		rs, err := s.readAll(ctx, esdb.ReadAllOptions{Direction: dir, From: start}, readPage)
 		if err != nil {
 			return err
 		}
@@ -346,12 +320,12 @@ func (s *Store) scanBackward(ctx context.Context, visit func(*esdb.RecordedEvent
 				if ev == nil {
 					continue
 				}
-				if seen != nil && !after(*seen, ev.Position) {
+				if seen != nil && !beyond(ev.Position) {
 					continue
 				}
 				p := ev.Position
 				seen = &p
-				if p.Commit < s.floor {
+				if dir == esdb.Backwards && p.Commit < s.floor {
 					return n, false, nil
 				}
 				if more, err := visit(ev); err != nil || !more {
