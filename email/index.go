@@ -45,6 +45,7 @@ type threadRef struct {
 
 type ticketEntry struct {
 	ID, Number, Subject, Requester, Account string
+	Split                                   bool // split off another ticket
 	Participants                            map[string]bool
 	Thread                                  []threadRef
 	// Failing are recipients a bounce reported, with the status.
@@ -127,6 +128,7 @@ func (ix *Index) Apply(e domain.Event, pos uint64) error {
 	switch p := e.Payload.(type) {
 	case domain.TicketCreated:
 		t.Number, t.Subject, t.Requester, t.Account = p.Number, p.Subject, lower(p.RaisedBy), lower(p.EmailAccount)
+		t.Split = p.SplitFrom != nil
 		t.Participants[t.Requester] = true
 		ix.byNumber[p.Number] = id
 		for _, m := range p.ThreadMessages(e.OccurredAt) {
@@ -239,6 +241,8 @@ func (ix *Index) TicketByNumber(number string) (string, bool) {
 // TicketInfo is what the email channel knows of a ticket.
 type TicketInfo struct {
 	ID, Number, Subject, Requester, Account string
+	// Split is true for a ticket split off another (its first message did not open it).
+	Split bool
 	// Thread is the ticket's messages in order: ID and the Message-ID each travelled
 	// with (ours are <id@domain> until queued with another).
 	Thread []ThreadMessage
@@ -260,7 +264,7 @@ func (ix *Index) Ticket(id string) (TicketInfo, bool) {
 	if t == nil {
 		return TicketInfo{}, false
 	}
-	info := TicketInfo{ID: t.ID, Number: t.Number, Subject: t.Subject, Requester: t.Requester, Account: t.Account}
+	info := TicketInfo{ID: t.ID, Number: t.Number, Subject: t.Subject, Requester: t.Requester, Account: t.Account, Split: t.Split}
 	for _, r := range t.Thread {
 		info.Thread = append(info.Thread, ThreadMessage{ID: r.ID, RFCMessageID: r.RFC, Incoming: r.Incoming})
 	}

@@ -144,7 +144,7 @@ func (in *Ingester) Ingest(ctx context.Context, env Envelope, raw []byte) (Outco
 		out.Action = "duplicate"
 		if known != ticketID {
 			threadedBy = domain.ThreadedReferences
-			if info, ok := in.Index.Ticket(known); ok && len(info.Thread) > 0 && info.Thread[0].ID == id {
+			if info, ok := in.Index.Ticket(known); ok && !info.Split && len(info.Thread) > 0 && info.Thread[0].ID == id {
 				threadedBy = domain.ThreadedNew
 			}
 		}
@@ -182,7 +182,7 @@ func (in *Ingester) Ingest(ctx context.Context, env Envelope, raw []byte) (Outco
 	}
 	info, _ := in.Index.Ticket(ticketID)
 	out.TicketID, out.Number, out.ThreadedBy = ticketID, info.Number, threadedBy
-	opened := len(info.Thread) > 0 && info.Thread[0].ID == id
+	opened := !info.Split && len(info.Thread) > 0 && info.Thread[0].ID == id
 	if opened {
 		out.ThreadedBy = domain.ThreadedNew
 		out.AutoReply = in.autoReplyVerdict(msg, env, account, sender)
