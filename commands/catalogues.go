@@ -206,6 +206,13 @@ func (c *Catalogues) Settings() domain.SupportSettings {
 	return c.settings.Settings
 }
 
+// HolidayListDates resolves a holiday list's dates (for compiling SLA definitions).
+func (c *Catalogues) HolidayListDates(name string) ([]string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.holidays.Lookup(name)
+}
+
 func (c *Catalogues) HolidayLists() map[string]domain.HolidayList {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

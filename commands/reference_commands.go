@@ -72,8 +72,8 @@ func (h *Handler) SaveHolidayList(ctx context.Context, list domain.HolidayList, 
 		h.ref.mu.RUnlock()
 		return domain.DecideSaveHolidayList(&s, list)
 	})
-	if err != nil {
-		return nil, err
+	if err != nil || len(events) == 0 {
+		return nil, err // an unchanged list changes no SLA either
 	}
 	h.ref.mu.RLock()
 	users := h.ref.slas.UsingHolidayList(list.Name)

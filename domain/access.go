@@ -149,10 +149,23 @@ func DecideIssueToken(s *TokensState, t TokenIssued) ([]Payload, error) {
 	return []Payload{t}, nil
 }
 
-// DecideRevokeToken revokes a token.
+// DecideRevokeToken revokes a token, but never the last admin token: nobody could
+// issue tokens any more.
 func DecideRevokeToken(s *TokensState, id string) ([]Payload, error) {
-	if _, ok := s.Tokens[id]; !ok {
+	t, ok := s.Tokens[id]
+	if !ok {
 		return nil, fmt.Errorf("token %s: %w", id, ErrNotFound)
+	}
+	if t.Role == RoleAdmin {
+		admins := 0
+		for _, other := range s.Tokens {
+			if other.Role == RoleAdmin {
+				admins++
+			}
+		}
+		if admins == 1 {
+			return nil, fmt.Errorf("token %s is the last admin token; issue another admin token first: %w", id, ErrConflict)
+		}
 	}
 	return []Payload{TokenRevoked{TokenID: id}}, nil
 }

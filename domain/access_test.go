@@ -79,3 +79,22 @@ func TestTokenAuthentication(t *testing.T) {
 		}
 	}
 }
+
+func TestLastAdminTokenCannotBeRevoked(t *testing.T) {
+	var s domain.TokensState
+	for _, id := range []string{"a1", "a2"} {
+		got, err := domain.DecideIssueToken(&s, domain.TokenIssued{TokenID: id, Name: id, Role: domain.RoleAdmin, SecretHash: domain.HashSecret(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		domain.EvolveTokens(&s, domain.Event{Sequence: s.Version + 1, Payload: got[0]})
+	}
+	got, err := domain.DecideRevokeToken(&s, "a1")
+	if err != nil {
+		t.Fatalf("revoking one of two admin tokens: %v", err)
+	}
+	domain.EvolveTokens(&s, domain.Event{Sequence: s.Version + 1, Payload: got[0]})
+	if _, err := domain.DecideRevokeToken(&s, "a2"); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("revoking the last admin token: %v", err)
+	}
+}

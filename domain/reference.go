@@ -240,6 +240,35 @@ type SLASaved struct {
 	ListHolidays map[string][]string `json:"list_holidays,omitempty"`
 }
 
+// CompileSLAWith compiles a definition with the dates of the holiday lists its
+// calendar names, as saving it would (what-if runs use it on unsaved definitions).
+func CompileSLAWith(def SLADefinition, lists func(name string) ([]string, bool)) (*SLA, error) {
+	saved, err := resolveHolidayLists(def, lists)
+	if err != nil {
+		return nil, err
+	}
+	return saved.compiled()
+}
+
+// resolveHolidayLists snapshots the dates of the lists a definition names; an unknown
+// list is a validation error.
+func resolveHolidayLists(def SLADefinition, lists func(name string) ([]string, bool)) (SLASaved, error) {
+	saved := SLASaved{Definition: def}
+	var v ValidationError
+	for i, name := range def.Calendar.HolidayLists {
+		dates, ok := lists(name)
+		if !ok {
+			v.Add(fmt.Sprintf("calendar.holiday_lists[%d]", i), "unknown holiday list %q", name)
+			continue
+		}
+		if saved.ListHolidays == nil {
+			saved.ListHolidays = make(map[string][]string)
+		}
+		saved.ListHolidays[name] = dates
+	}
+	return saved, v.Err()
+}
+
 // compiled is the SLA this version means: the definition with its lists' dates added
 // to its own holidays.
 func (s SLASaved) compiled() (*SLA, error) {
@@ -305,20 +334,8 @@ func (c *SLACatalogue) current(name string) int {
 // DecideSaveSLA validates and versions a definition; lists resolves the holiday lists
 // its calendar names.
 func DecideSaveSLA(c *SLACatalogue, def SLADefinition, lists func(name string) ([]string, bool)) ([]Payload, error) {
-	saved := SLASaved{Definition: def}
-	var v ValidationError
-	for i, name := range def.Calendar.HolidayLists {
-		dates, ok := lists(name)
-		if !ok {
-			v.Add(fmt.Sprintf("calendar.holiday_lists[%d]", i), "unknown holiday list %q", name)
-			continue
-		}
-		if saved.ListHolidays == nil {
-			saved.ListHolidays = make(map[string][]string)
-		}
-		saved.ListHolidays[name] = dates
-	}
-	if err := v.Err(); err != nil {
+	saved, err := resolveHolidayLists(def, lists)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := saved.compiled(); err != nil {

@@ -716,7 +716,7 @@ func (s *Server) whatIf(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	sla, err := domain.CompileSLA(req.SLA)
+	sla, err := domain.CompileSLAWith(req.SLA, s.Handler.Catalogues().HolidayListDates)
 	if err != nil {
 		return err
 	}

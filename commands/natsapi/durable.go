@@ -61,7 +61,8 @@ func DurableSubjects() []string {
 // and dead letters, and the durable consumer ticketd processes them with. ticketd calls
 // it at start; a deployment can call it earlier so that services can publish durable
 // commands before ticketd first runs.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts ...StreamOption) error {
+	st := applyStreamOptions(opts)
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        CommandStream,
 		Description: "durable ticket commands waiting for ticketd (work queue)",
@@ -69,6 +70,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Duplicates:  commandDedupWindow,
+		Replicas:    st.replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("command stream: %w", err)
@@ -81,6 +83,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		MaxAge:            resultRetention,
 		MaxMsgsPerSubject: 1,
 		AllowDirect:       true,
+		Replicas:          st.replicas,
 	}); err != nil {
 		return fmt.Errorf("command result stream: %w", err)
 	}
@@ -92,6 +95,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		MaxAge:      deadLetterRetention,
 		Duplicates:  commandDedupWindow,
 		AllowDirect: true,
+		Replicas:    st.replicas,
 	}); err != nil {
 		return fmt.Errorf("dead letter stream: %w", err)
 	}
@@ -238,6 +242,8 @@ func (p processor) deadLetter(msg *message.Message, name, id string, cause error
 	o := failure(cause, id)
 	o.headers[HeaderDeadLettered] = "true"
 	msg.Metadata.Set(headerMsgID, "dead-"+id) // at most one dead letter per command within the window
+	// The dead letter is kept for an operator to read: never with the sender's token.
+	delete(msg.Metadata, HeaderAuthorization)
 	return []*message.Message{p.result(name, id, o)}, &poisonError{cause: cause}
 }
 
@@ -366,7 +372,7 @@ func (p processor) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := EnsureStreams(ctx, js); err != nil {
+	if err := EnsureStreams(ctx, js, Replicas(s.cfg.Replicas)); err != nil {
 		return err
 	}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(s.log.With("component", "durable-commands"),

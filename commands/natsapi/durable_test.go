@@ -213,7 +213,7 @@ func TestDurablePoisonMessages(t *testing.T) {
 	}
 	stop := s.serve(t, natsapi.Config{})
 
-	publishDurable(t, js, "hold", map[string]string{"Nats-Msg-Id": "poison-1", "Correlation-Id": "c-9"}, `{not json`)
+	publishDurable(t, js, "hold", map[string]string{"Nats-Msg-Id": "poison-1", "Correlation-Id": "c-9", natsapi.HeaderAuthorization: "Bearer tkc_secret_secret"}, `{not json`)
 	r := nextResult(t, results)
 	refused(t, r, commands.KindMalformed, 400)
 	if r.Subject != natsapi.ResultSubjectPrefix+".poison-1" || r.Header.Get(natsapi.HeaderDeadLettered) != "true" {
@@ -226,6 +226,9 @@ func TestDurablePoisonMessages(t *testing.T) {
 	if string(d.Data) != `{not json` || d.Header.Get("Ticketd-Subject") != "tickets.cmdq.hold" || d.Header.Get("reason_poisoned") == "" ||
 		d.Header.Get("Correlation-Id") != "c-9" || d.Header.Get("Ticketd-Command-Id") != "poison-1" {
 		t.Fatalf("dead letter %s %v", d.Data, d.Header)
+	}
+	if d.Header.Get(natsapi.HeaderAuthorization) != "" {
+		t.Fatal("the dead letter keeps the sender's token")
 	}
 
 	// A refusal is an outcome, not a poison message.
