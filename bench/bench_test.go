@@ -164,7 +164,21 @@ func BenchmarkDirectGetReplay(b *testing.B) {
 	last, _ := store.LastPosition(context.Background())
 	b.ResetTimer()
 	for b.Loop() {
-		if err := directGetReplay(context.Background(), store.Conn(), last); err != nil {
+		if err := directGetReplay(context.Background(), store.Conn(), last, json.Unmarshal); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDirectGetReplayNoDecode is BenchmarkDirectGetReplay without the decoding,
+// to compare with BenchmarkRawReplayNoDecode: the two transports alone.
+func BenchmarkDirectGetReplayNoDecode(b *testing.B) {
+	store := loadedStore(b, 2000)
+	last, _ := store.LastPosition(context.Background())
+	b.ResetTimer()
+	for b.Loop() {
+		if err := directGetReplay(context.Background(), store.Conn(), last, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -172,8 +186,8 @@ func BenchmarkDirectGetReplay(b *testing.B) {
 }
 
 // directGetReplay reads positions 1 to last with batched direct gets and decodes every
-// event with encoding/json.
-func directGetReplay(ctx context.Context, nc *nats.Conn, last uint64) error {
+// event with decode (encoding/json, unless nil for none).
+func directGetReplay(ctx context.Context, nc *nats.Conn, last uint64, decode domain.Unmarshaler) error {
 	inbox := nats.NewInbox()
 	replies := make(chan *nats.Msg, 1025)
 	sub, err := nc.ChanSubscribe(inbox, replies)
@@ -203,8 +217,10 @@ func directGetReplay(ctx context.Context, nc *nats.Conn, last uint64) error {
 				if err != nil {
 					return err
 				}
-				if _, err := domain.DecodeEventWith(msg.Data, json.Unmarshal); err != nil {
-					return err
+				if decode != nil {
+					if _, err := domain.DecodeEventWith(msg.Data, decode); err != nil {
+						return err
+					}
 				}
 				next = seq + 1
 			case "204":

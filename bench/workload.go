@@ -44,7 +44,7 @@ func sentence(rng *rand.Rand, n int) string {
 
 // Generate builds a realistic workload: each ticket lives through create, reply,
 // customer message, reply, (hold and customer message, or a second exchange), resolve
-// and close — about 8 to 9 events of a few hundred bytes — and tickets overlap in time
+// and close — 8 commands, so 8 events of 500 to 950 bytes — and tickets overlap in time
 // as they do in a real support centre, so their events interleave in the store.
 func Generate(tickets int, seed uint64) Workload {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))

@@ -90,7 +90,8 @@ func (w *WhatIf) Apply(e domain.Event) {
 	}
 	p := w.tickets[id]
 	if p == nil {
-		if _, ok := e.Payload.(domain.TicketCreated); !ok {
+		// A ticket created after the evaluation instant did not exist then.
+		if _, ok := e.Payload.(domain.TicketCreated); !ok || e.OccurredAt.After(w.at) {
 			return
 		}
 		p = &whatIfPair{}

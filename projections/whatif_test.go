@@ -98,3 +98,36 @@ func TestWhatIfTighterSLA(t *testing.T) {
 		t.Errorf("the model changed: %v %v", *v.SLA, *v.AgreementStatus)
 	}
 }
+
+// A ticket created after the evaluation instant is not part of the report.
+func TestWhatIfLeavesOutLaterTickets(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	now := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.SaveSLA(ctx, slaDef("Standard", 4*time.Hour, 8*time.Hour), commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := h.CreateTicket(ctx, domain.CreateTicket{TicketFieldsData: domain.TicketFieldsData{
+			Subject: "s", RaisedBy: "c@example.com", Channel: domain.ChannelAPI}}, commands.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Hour)
+	}
+	model := projections.NewTickets()
+	if _, err := projections.NewRunner(store, nil, model).CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sla, _ := domain.CompileSLA(slaDef("Tight", time.Hour, 2*time.Hour))
+	run := projections.NewWhatIf(sla, time.Date(2026, 1, 5, 10, 30, 0, 0, time.UTC), model.LookupSLA, nil)
+	if _, err := projections.Replay(ctx, store, func(e domain.Event, _ uint64) error { run.Apply(e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r := run.Report(); r.Totals.Tickets != 1 || r.Tickets[0].ID == "" {
+		t.Fatalf("report as of 10:30 = %+v", r.Totals)
+	}
+}
