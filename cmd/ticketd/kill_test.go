@@ -119,16 +119,13 @@ func TestKillAndRestart(t *testing.T) {
 	t.Logf("rebuilt %d events, %d tickets; whole test %v", pos, rebuilt.Count(), time.Since(began).Round(time.Millisecond))
 }
 
+// buildTicketd builds the ticketd binary once per test run (binary.go) and returns
+// its path.
 func buildTicketd(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
+	bin, err := builtTicketd()
 	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "ticketd")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/ticketcore/ticketcore/commands"
 	"github.com/ticketcore/ticketcore/commands/httpapi"
-	"github.com/ticketcore/ticketcore/commands/natsapi"
 	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
@@ -36,7 +35,8 @@ type config struct {
 	logJSON  bool
 	nats     natsConfig
 	sql      sqlConfig
-	email    emailConfig // email.go
+	email    emailConfig   // email.go
+	cluster  clusterConfig // cluster.go: replicas, leases
 	// store selects the event store (jetstream, kurrentdb); eventstoreURL is KurrentDB's.
 	store, eventstoreURL string
 	// slaWarning is how long before an SLA deadline a warning event is recorded (0: none).
@@ -68,6 +68,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	addNATSFlags(fs, &c.nats)
 	addSQLFlags(fs, &c.sql)
 	addEmailFlags(fs, &c.email)
+	addClusterFlags(fs, &c.cluster)
 	fs.BoolVar(&c.logJSON, "log-json", os.Getenv("TICKETD_LOG_JSON") == "1", "log as JSON lines (env TICKETD_LOG_JSON=1)")
 	return fs
 }
@@ -110,6 +111,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := cfg.nats.apply(&storeCfg, log); err != nil {
 		return err
 	}
+	if err := cfg.cluster.apply(&storeCfg, log); err != nil {
+		return err
+	}
 	store, err := jetstream.Open(ctx, storeCfg)
 	if err != nil {
 		return err
@@ -140,7 +144,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	automation := projections.NewAutomation() // assignment rules, unreplied alerts (docs/automation.md)
 	// The email channel (email.go, docs/email.md).
 	mail := newEmailService(cfg.email, cfg.dataDir, h, log)
-	runner := projections.NewRunner(events, log, tickets, automation, catalogueFollower{h.Catalogues()}, readModel, mail)
+	runner := projections.NewRunner(events, log, tickets, automation, catalogueFollower{h.Catalogues()}, localSQL(cfg.sql, readModel), mail)
 	pos, err := runner.CatchUp(ctx)
 	if err != nil {
 		return err
@@ -154,16 +158,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	startReadModelRebuild(runCtx, cfg.sql, readModel, events, log)
 	go h.RunScheduler(runCtx, tickets, time.Second, cfg.slaWarning)
 	go commands.NewAutomation(h, automation).Run(runCtx, time.Second)
-	forwarder, err := natsapi.NewForwarder(ctx, events, store.Conn(), log)
+	// The integration event forwarder and a shared SQL model's writer: one process at a time (cluster.go).
+	stopSingletons, err := startSingletons(ctx, runCtx, cfg, events, store, log)
 	if err != nil {
 		return err
 	}
-	go keepRunning(runCtx, "integration event forwarder", forwarder.Run, log)
+	defer stopSingletons()
 	if err := mail.start(runCtx, runner); err != nil {
 		return err
 	}
 	defer mail.stopAndWait()
-	if err := serveNATSCommands(ctx, runCtx, h, store, tickets, log); err != nil {
+	if err := serveNATSCommands(ctx, runCtx, h, store, tickets, cfg.cluster.replicas, log); err != nil {
 		return err
 	}
 

@@ -67,9 +67,9 @@ func (c natsConfig) apply(storeCfg *jetstream.Config, log *slog.Logger) error {
 
 // serveNATSCommands starts the NATS command transport (request/reply and durable
 // commands), resumed with back-off like the other followers.
-func serveNATSCommands(ctx, runCtx context.Context, h *commands.Handler, store *jetstream.Store, tickets *projections.Tickets, log *slog.Logger) error {
+func serveNATSCommands(ctx, runCtx context.Context, h *commands.Handler, store *jetstream.Store, tickets *projections.Tickets, replicas int, log *slog.Logger) error {
 	srv, err := natsapi.NewServer(ctx, natsapi.Config{
-		Handler: h, Conn: store.Conn(), Log: log, Auth: h.Catalogues(),
+		Handler: h, Conn: store.Conn(), Log: log, Auth: h.Catalogues(), Replicas: replicas,
 		ResolveNumber: func(number string) (string, bool) {
 			v, ok := tickets.Get(number, time.Now())
 			return v.ID, ok

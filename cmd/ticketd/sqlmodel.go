@@ -41,8 +41,8 @@ func openReadModel(ctx context.Context, cfg config, log *slog.Logger) (*sqlmodel
 
 // startReadModelRebuild rebuilds the SQL tables in the background when asked to.
 func startReadModelRebuild(ctx context.Context, cfg sqlConfig, m *sqlmodel.Model, store eventstore.Store, log *slog.Logger) {
-	if !cfg.rebuild {
-		return
+	if !cfg.rebuild || sharedSQL(cfg) {
+		return // a shared model is rebuilt by the holder of its lease (cluster.go)
 	}
 	go func() {
 		if _, err := m.Rebuild(ctx, store); err != nil && ctx.Err() == nil {

@@ -72,18 +72,19 @@ type Forwarder struct {
 }
 
 // NewForwarder creates the destination stream and checkpoint bucket if needed.
-func NewForwarder(ctx context.Context, store eventstore.Store, nc *nats.Conn, log *slog.Logger) (*Forwarder, error) {
+func NewForwarder(ctx context.Context, store eventstore.Store, nc *nats.Conn, log *slog.Logger, opts ...StreamOption) (*Forwarder, error) {
+	st := applyStreamOptions(opts)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: IntegrationStream, Subjects: []string{IntegrationSubject + ".>"}, Storage: jetstream.FileStorage,
-		Duplicates: dedupWindow, MaxAge: 7 * 24 * time.Hour, AllowDirect: true,
+		Duplicates: dedupWindow, MaxAge: 7 * 24 * time.Hour, AllowDirect: true, Replicas: st.replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("integration stream: %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CheckpointBucket, Storage: jetstream.FileStorage})
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CheckpointBucket, Storage: jetstream.FileStorage, Replicas: st.replicas})
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint bucket: %w", err)
 	}

@@ -38,6 +38,8 @@ type Config struct {
 	// RedeliveryDelay is the first pause before a failed durable command is delivered
 	// again; it doubles with every delivery, up to 30 s (default 1 s).
 	RedeliveryDelay time.Duration
+	// Replicas of the command streams on a JetStream cluster (default 1).
+	Replicas int
 }
 
 // Server receives ticket commands over NATS: request/reply on tickets.cmd.<command>
@@ -74,7 +76,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := EnsureStreams(ctx, js); err != nil {
+	if err := EnsureStreams(ctx, js, Replicas(cfg.Replicas)); err != nil {
 		return nil, err
 	}
 	return &Server{cfg: cfg, x: executor{handler: cfg.Handler, resolve: cfg.ResolveNumber, auth: cfg.Auth}, log: cfg.Log}, nil

@@ -63,6 +63,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string) ([]eventstore.Rec
 		// Not a subject token, so it cannot have been appended to.
 		return []eventstore.RecordedEvent{}, nil
 	}
+	if s.replicated {
+		return s.readStreamReplicated(ctx, stream) // replicated.go
+	}
 	events := []eventstore.RecordedEvent{}
 	err := s.scan(ctx, stream, 1, math.MaxInt, func(ev eventstore.RecordedEvent) {
 		events = append(events, ev)
@@ -208,6 +211,13 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, handle func(eventsto
 // stored when it started, whichever comes first; with max 0 it goes on with events
 // as they are appended. It returns ctx.Err() and handle's errors as they are.
 func (s *Store) consume(ctx context.Context, from uint64, max int, handle func(eventstore.RecordedEvent) error) error {
+	var until uint64 // a bounded read of a replicated stream stops there (replicated.go)
+	if max > 0 && s.replicated {
+		var err error
+		if max, until, err = s.boundedRead(ctx, from, max); err != nil || max == 0 {
+			return err
+		}
+	}
 	cfg := natsjs.OrderedConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
 	if from > 1 {
 		cfg.DeliverPolicy = natsjs.DeliverByStartSequencePolicy
@@ -224,11 +234,15 @@ func (s *Store) consume(ctx context.Context, from uint64, max int, handle func(e
 	}
 	defer s.deleteConsumer(ctx, consumer)
 
-	var opts []natsjs.PullMessagesOpt
+	// The server sends an idle heartbeat every consumeHeartbeat; after two missed ones
+	// the client recreates the consumer (its node left the cluster, a request was lost).
+	opts := []natsjs.PullMessagesOpt{natsjs.PullHeartbeat(consumeHeartbeat)}
 	if max > 0 {
 		// The server never says "that was the last one", so a bounded read counts the
 		// messages there were when the consumer was created.
-		max = int(min(uint64(max), consumer.CachedInfo().NumPending))
+		if until == 0 {
+			max = int(min(uint64(max), consumer.CachedInfo().NumPending))
+		}
 		if max == 0 {
 			return nil
 		}
@@ -241,7 +255,12 @@ func (s *Store) consume(ctx context.Context, from uint64, max int, handle func(e
 	defer msgs.Stop()
 
 	for n := 0; max == 0 || n < max; n++ {
-		msg, err := msgs.Next(natsjs.NextContext(ctx))
+		nextCtx, cancelNext := ctx, context.CancelFunc(func() {})
+		if until > 0 {
+			nextCtx, cancelNext = context.WithTimeout(ctx, requestTimeout) // see boundedRead
+		}
+		msg, err := msgs.Next(natsjs.NextContext(nextCtx))
+		cancelNext()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -254,6 +273,9 @@ func (s *Store) consume(ctx context.Context, from uint64, max int, handle func(e
 		}
 		if err := handle(s.event(msg.Subject(), meta.Sequence.Stream, meta.Timestamp, msg.Headers(), msg.Data())); err != nil {
 			return err
+		}
+		if until > 0 && meta.Sequence.Stream >= until {
+			return nil
 		}
 	}
 	return nil
@@ -273,6 +295,11 @@ func (s *Store) deleteConsumer(ctx context.Context, consumer natsjs.Consumer) {
 	defer cancel()
 	_ = s.js.DeleteConsumer(ctx, s.streamName, info.Name)
 }
+
+// consumeHeartbeat is the idle heartbeat of the ordered consumers. The client's
+// default (half the 30 s pull expiry) would leave a subscription whose consumer was
+// lost silent for 30 s.
+const consumeHeartbeat = time.Second
 
 // LastPosition implements eventstore.Store.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {

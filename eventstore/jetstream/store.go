@@ -69,6 +69,9 @@ type Config struct {
 	// starts (users and permissions, for instance; the store's own connection then
 	// needs credentials in Options). It does not reach a remote server.
 	ConfigureServer func(*server.Options) error
+	// ServerLogger, when set, receives the embedded server's log, which tells why
+	// JetStream refuses or stops (a full disk, say). Default: the server logs nothing.
+	ServerLogger server.Logger
 }
 
 // Store is the JetStream adapter. It is safe for concurrent use.
@@ -82,6 +85,7 @@ type Store struct {
 	streamName string
 	prefix     string // subject prefix, with the trailing dot
 	getSubject string // direct get API subject of the stream
+	replicated bool   // more than one replica: ReadStream asks the leader too (replicated.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -162,6 +166,7 @@ func (s *Store) setup(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("create stream %s: %w", cfg.StreamName, err)
 	}
 	s.js, s.stream = js, stream
+	s.replicated = stream.CachedInfo().Config.Replicas > 1
 	return nil
 }
 
@@ -187,6 +192,9 @@ func startServer(cfg Config) (*server.Server, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open event store: embedded server: %w", err)
+	}
+	if cfg.ServerLogger != nil {
+		srv.SetLogger(cfg.ServerLogger, false, false)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(startTimeout) {

@@ -749,7 +749,7 @@ func (m *Model) commit(ctx context.Context, db *sql.DB) error {
 			m.batch.reset()
 			return errAlreadyCommitted
 		}
-		return fmt.Errorf("the checkpoint is at %d, this model expected %d: another process writes these tables", cur, m.committed)
+		return fmt.Errorf("the checkpoint is at %d, this model expected %d: %w", cur, m.committed, ErrOtherWriter)
 	}
 	// The pending rows, then each changed ticket's row, current cycle and assignees as
 	// they stand now (built afresh, so that a failed commit can be tried again).
