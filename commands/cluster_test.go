@@ -182,8 +182,8 @@ func follow(ctx context.Context, r *projections.Runner) <-chan struct{} {
 // following through the failover, equals a rebuild from the cluster read through the
 // restarted node.
 //
-// Short by default (about 5 s of load); TICKETCORE_LONG=1 loads longer and shuts
-// down every node in turn.
+// Short by default (about 5 s of load, one loss); TICKETCORE_LONG=1 loads for about a
+// minute and shuts the stream leader down three times (whichever node leads then).
 func TestClusterNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node JetStream cluster; skipped with -short")

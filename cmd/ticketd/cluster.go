@@ -37,6 +37,8 @@ type clusterConfig struct {
 	// maxStore caps the embedded server's JetStream storage, in bytes (0: NATS's
 	// default, 75% of the free disk space at start).
 	maxStore int64
+	// syncAlways makes the embedded server fsync every write before acknowledging it.
+	syncAlways bool
 }
 
 func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
@@ -58,6 +60,8 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 			c.maxStore = n
 			return err
 		})
+	fs.BoolVar(&c.syncAlways, "nats-sync-always", os.Getenv("TICKETD_NATS_SYNC_ALWAYS") == "1",
+		"the embedded NATS server fsyncs every write before acknowledging it (default: every 2 minutes) (env TICKETD_NATS_SYNC_ALWAYS=1)")
 	if v := os.Getenv("TICKETD_NATS_MAX_STORE"); v != "" {
 		if n, err := parseBytes(v); err == nil {
 			c.maxStore = n
@@ -97,6 +101,12 @@ func (c clusterConfig) apply(storeCfg *jetstream.Config, log *slog.Logger) error
 		return fmt.Errorf("--nats-replicas %d needs a NATS cluster (--nats-url); the embedded server is a single node", c.replicas)
 	}
 	storeCfg.Replicas = c.replicas
+	if c.syncAlways {
+		if storeCfg.URL != "" {
+			return errors.New("--nats-sync-always configures the embedded NATS server; an external one has its own (jetstream { sync_interval: always })")
+		}
+		storeCfg.SyncAlways = true
+	}
 	if c.maxStore > 0 {
 		if storeCfg.URL != "" {
 			return errors.New("--nats-max-store caps the embedded NATS server; an external one has its own limits (jetstream.max_file_store)")

@@ -14,11 +14,12 @@ func TestClusterFlags(t *testing.T) {
 	t.Setenv("TICKETD_NATS_REPLICAS", "3")
 	t.Setenv("TICKETD_LEASE_TTL", "4s")
 	t.Setenv("TICKETD_NATS_MAX_STORE", "512M")
+	t.Setenv("TICKETD_NATS_SYNC_ALWAYS", "1")
 	cfg, err := parseConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.cluster.replicas != 3 || cfg.cluster.leaseTTL != 4*time.Second || cfg.cluster.maxStore != 512<<20 {
+	if cfg.cluster.replicas != 3 || cfg.cluster.leaseTTL != 4*time.Second || cfg.cluster.maxStore != 512<<20 || !cfg.cluster.syncAlways {
 		t.Errorf("from the environment: %+v", cfg.cluster)
 	}
 	cfg, err = parseConfig([]string{"--nats-replicas", "1", "--lease-ttl", "10s", "--nats-max-store", "1G"})
@@ -39,6 +40,7 @@ func TestClusterFlags(t *testing.T) {
 		"replicas on the embedded server": {clusterConfig{replicas: 3}, ""},
 		"no replica":                      {clusterConfig{replicas: 0}, "nats://127.0.0.1:4222"},
 		"a storage cap on an external":    {clusterConfig{replicas: 1, maxStore: 1 << 20}, "nats://127.0.0.1:4222"},
+		"sync always on an external":      {clusterConfig{replicas: 1, syncAlways: true}, "nats://127.0.0.1:4222"},
 	} {
 		sc := jetstream.Config{URL: c.url}
 		if err := c.cluster.apply(&sc, slog.New(slog.DiscardHandler)); err == nil {

@@ -159,7 +159,7 @@ func TestLeaseSurvivesNodeLoss(t *testing.T) {
 		t.Skip("starts a 3-node JetStream cluster; skipped with -short")
 	}
 	c := jstest.StartCluster(t)
-	const ttl = 3 * time.Second
+	const ttl = 2 * time.Second
 	tl := &leaseTimeline{starts: map[string][]time.Time{}, ends: map[string][]time.Time{}}
 	var leases []*natsapi.Lease
 	for i, name := range []string{"a", "b"} {

@@ -132,3 +132,38 @@ func TestClusterConcurrentConflicts(t *testing.T) {
 	// each is also checked without a cluster (TestConflictCodes).
 	t.Logf("%d appends acknowledged, %d conflicts (by code: %v), %d other errors", wins.Load(), conflicts.Load(), codes, other.Load())
 }
+
+// TestClusterReplicasKept checks that opening the store without a replica count (a
+// tool such as ticketctl) keeps the count of the existing stream, while an explicit
+// count is applied.
+func TestClusterReplicasKept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster; skipped with -short")
+	}
+	c := jstest.StartCluster(t)
+	replicas := func(s *jetstream.Store) int {
+		info, err := s.JetStream().Stream(t.Context(), jetstream.DefaultStreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.CachedInfo().Config.Replicas
+	}
+	r3 := open(t, jetstream.Config{URL: c.URL(), Replicas: 3})
+	if n := replicas(r3); n != 3 {
+		t.Fatalf("Replicas: 3 made a stream of %d", n)
+	}
+	tool := open(t, jetstream.Config{URL: c.URL()})
+	if n := replicas(tool); n != 3 {
+		t.Errorf("opening without Replicas changed the stream to %d replicas", n)
+	}
+	if _, err := tool.Append(t.Context(), "kept", eventstore.NoStream, newEvents(1)); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := tool.ReadStream(t.Context(), "kept"); err != nil || len(evs) != 1 {
+		t.Errorf("ReadStream after the append: %d events, %v", len(evs), err)
+	}
+	down := open(t, jetstream.Config{URL: c.URL(), Replicas: 1})
+	if n := replicas(down); n != 1 {
+		t.Errorf("Replicas: 1 left the stream at %d", n)
+	}
+}

@@ -58,7 +58,9 @@ type Config struct {
 	// SubjectPrefix is prepended to stream names to form subjects; the stream owns
 	// <SubjectPrefix>.>. Default DefaultSubjectPrefix.
 	SubjectPrefix string
-	// Replicas of the JetStream stream. Default 1.
+	// Replicas of the JetStream stream, set at every Open. 0 keeps the count of an
+	// existing stream (so that a tool opening the store does not change it) and
+	// creates a new one with 1.
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write before acknowledging it.
 	// A remote server is configured on its own side; this field does not reach it.
@@ -102,9 +104,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.SubjectPrefix == "" {
 		cfg.SubjectPrefix = DefaultSubjectPrefix
 	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
 
 	s := &Store{
 		url:        cfg.URL,
@@ -146,6 +145,12 @@ func (s *Store) setup(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+		if existing, err := js.Stream(ctx, cfg.StreamName); err == nil {
+			cfg.Replicas = existing.CachedInfo().Config.Replicas
+		}
+	}
 	stream, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
 		Name:     cfg.StreamName,
 		Subjects: []string{cfg.SubjectPrefix + ".>"},
