@@ -8,12 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -152,66 +150,11 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startTicketd starts ticketd on a data folder and waits until it is healthy; the
+// first start writes the admin token there, a restart reads the same one.
 func startTicketd(t *testing.T, bin, data, name string) *ticketd {
 	t.Helper()
-	addr := freeAddr(t)
-	logs := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &ticketd{
-		name: name, base: "http://" + addr, exited: make(chan struct{}), logs: logs,
-		cmd:    exec.Command(bin, "--data", data, "--http", addr),
-		client: &http.Client{Timeout: 10 * time.Second},
-	}
-	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	d.cmd.Env = append(os.Environ(), "TICKETD_NATS_URL=", "TICKETD_LOG_JSON=")
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		logFile.Close()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = d.cmd.Process.Kill()
-			<-d.exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logs)
-			t.Logf("%s ticketd log:\n%s", name, b)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := d.client.Get(d.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				// The first start wrote an admin token; the restart reads the same one.
-				token, err := os.ReadFile(filepath.Join(data, "admin.token"))
-				if err != nil {
-					t.Fatalf("%s ticketd wrote no admin token: %v", name, err)
-				}
-				d.token = strings.TrimSpace(string(token))
-				return d
-			}
-		}
-		select {
-		case <-d.exited:
-			b, _ := os.ReadFile(logs)
-			t.Fatalf("%s ticketd exited at start: %v\n%s", name, d.err, b)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s ticketd not healthy after 20s", name)
-		}
-	}
+	return launch(t, bin, name, data, filepath.Join(data, "admin.token"))
 }
 
 // stop sends SIGTERM and requires a clean exit.
