@@ -317,20 +317,7 @@ func TestStorageLimit(t *testing.T) {
 
 	// More space: a larger cap.
 	d = launch(t, bin, "larger", data, token, "--nats-max-store", "64M")
-	more, _, _, raw, err := d.send("/v1/tickets/"+ticket.ID+"/comments", uuid.NewString(), map[string]string{"body": "space is back"})
-	if err != nil || more != http.StatusOK {
-		t.Fatalf("comment after the cap was raised: %d %v %s", more, err, raw)
-	}
-	views := d.allTickets(t)
-	d.stop(t)
-	store, err := jetstream.Open(t.Context(), jetstream.Config{DataDir: filepath.Join(data, "jetstream")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := checkStore(t, store, acked)
-	store.Close()
-	rebuilt, _ := rebuildFrom(t, data)
-	diffs := compareToRebuild(t, "after the restart", views, rebuilt)
+	check, diffs := checkRecovered(t, d, data, ticket.ID, acked)
 	t.Logf("2 MiB cap: %d commands (comments of 16 KiB) acknowledged in %v, then refused with %s; after a restart with 64 MiB: accepted again; store %d events, %d duplicates, %d acknowledged missing; %d views differ from the rebuild",
 		len(acked), fullAfter.Round(time.Millisecond), refusal, check.events, check.duplicates, check.missing, diffs)
 }
@@ -413,20 +400,7 @@ func TestDiskFull(t *testing.T) {
 	d.stop(t)
 	d = launch(t, bin, "tmpfs-restarted", data, token, "--sql-url", sqlFile)
 	t.Logf("%v restarted", time.Since(began))
-	status, _, _, raw, err = d.send("/v1/tickets/"+ticket.ID+"/comments", uuid.NewString(), map[string]string{"body": "space is back"})
-	if err != nil || status != http.StatusOK {
-		t.Fatalf("comment after the space came back: %d %v %s", status, err, raw)
-	}
-	views := d.allTickets(t)
-	d.stop(t)
-	store, err := jetstream.Open(context.Background(), jetstream.Config{DataDir: filepath.Join(data, "jetstream")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := checkStore(t, store, acked)
-	store.Close()
-	rebuilt, _ := rebuildFrom(t, data)
-	diffs := compareToRebuild(t, "after the restart", views, rebuilt)
+	check, diffs := checkRecovered(t, d, data, ticket.ID, acked)
 	t.Logf("phase 2: after removing the file and restarting, commands accepted again (the log named the full disk: %v); store %d events, %d duplicates, %d acknowledged missing; %d views differ from the rebuild",
 		disabled, check.events, check.duplicates, check.missing, diffs)
 }
@@ -445,3 +419,24 @@ func logNATSURL(t *testing.T, d *ticketd) string {
 
 // long is true with TICKETCORE_LONG=1: larger stores and loads.
 var long = os.Getenv("TICKETCORE_LONG") == "1"
+
+// checkRecovered is what both disk-full tests check once space is back: a command is
+// accepted again, then, with ticketd stopped, every acknowledged command is in the
+// store once and the views it served equal a rebuild.
+func checkRecovered(t *testing.T, d *ticketd, data, ticketID string, acked []command) (storeCheck, int) {
+	t.Helper()
+	status, _, _, raw, err := d.send("/v1/tickets/"+ticketID+"/comments", uuid.NewString(), map[string]string{"body": "space is back"})
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("comment after the space came back: %d %v %s", status, err, raw)
+	}
+	views := d.allTickets(t)
+	d.stop(t)
+	store, err := jetstream.Open(context.Background(), jetstream.Config{DataDir: filepath.Join(data, "jetstream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := checkStore(t, store, acked)
+	store.Close()
+	rebuilt, _ := rebuildFrom(t, data)
+	return check, compareToRebuild(t, "after the restart", views, rebuilt)
+}
