@@ -15,21 +15,33 @@ var idNamespace = uuid.MustParse("5f6b2c1e-8d3a-4e7b-9c0d-1a2b3c4d5e6f")
 
 // DeriveID is a stable UUID for a purpose within a command: a retried command derives
 // the same ticket IDs and event IDs, which is what makes retries idempotent end to end.
+// Its name, the command ID then each purpose after a NUL byte, must never change:
+// stored IDs were derived from it.
 func DeriveID(commandID string, purpose ...string) string {
-	name := commandID
+	n := len(commandID)
 	for _, p := range purpose {
-		name += "\x00" + p
+		n += 1 + len(p)
 	}
-	return uuid.NewSHA1(idNamespace, []byte(name)).String()
+	name := make([]byte, 0, n)
+	name = append(name, commandID...)
+	for _, p := range purpose {
+		name = append(name, 0)
+		name = append(name, p...)
+	}
+	return uuid.NewSHA1(idNamespace, name).String()
 }
 
-// encode turns envelopes into store records.
+// encode turns envelopes into store records. Events from NewEvents carry their stored
+// form already; others are encoded here.
 func encode(events []domain.Event) ([]eventstore.EventData, error) {
 	data := make([]eventstore.EventData, len(events))
 	for i, e := range events {
-		b, err := e.Encode()
-		if err != nil {
-			return nil, fmt.Errorf("encode event %s: %w", e.Type, err)
+		b := e.Encoded
+		if b == nil {
+			var err error
+			if b, err = e.Encode(); err != nil {
+				return nil, fmt.Errorf("encode event %s: %w", e.Type, err)
+			}
 		}
 		data[i] = eventstore.EventData{ID: e.ID, Type: e.Type, Data: b}
 	}

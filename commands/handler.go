@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -206,7 +207,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 		}
 		dm := domain.Metadata{CommandID: meta.CommandID, Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, At: now}
 		events, err := domain.NewEvents(stream, t.Version, t.LastHash, dm, func(i int) string {
-			return DeriveID(meta.CommandID, stream, fmt.Sprint(i))
+			return DeriveID(meta.CommandID, stream, strconv.Itoa(i))
 		}, payloads)
 		if err != nil {
 			return Result{}, err

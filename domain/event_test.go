@@ -129,6 +129,9 @@ func TestEventRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if !bytes.Equal(e.Encoded, b) {
+				t.Fatalf("the stored form NewEvents kept differs from Encode's:\n %s\n %s", e.Encoded, b)
+			}
 			got, err := domain.DecodeEvent(b)
 			if err != nil {
 				t.Fatalf("DecodeEvent: %v", err)
@@ -141,6 +144,10 @@ func TestEventRoundTrip(t *testing.T) {
 			}
 			gotEnv, wantEnv := got, e
 			gotEnv.Payload, wantEnv.Payload = nil, nil
+			if gotEnv.Encoded != nil {
+				t.Fatal("a decoded event has a stored form")
+			}
+			wantEnv.Encoded = nil
 			if !gotEnv.OccurredAt.Equal(wantEnv.OccurredAt) {
 				t.Fatalf("occurred_at %v, want %v", gotEnv.OccurredAt, wantEnv.OccurredAt)
 			}

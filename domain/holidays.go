@@ -122,5 +122,6 @@ func (l *CommandLog) record(e Event) {
 	if l.commands == nil {
 		l.commands = make(map[string][]Event)
 	}
+	e.Encoded = nil // kept for as long as the process runs, and never stored again
 	l.commands[e.CommandID] = append(l.commands[e.CommandID], e)
 }
