@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -74,15 +75,28 @@ type Config struct {
 	// ServerLogger, when set, receives the embedded server's log, which tells why
 	// JetStream refuses or stops (a full disk, say). Default: the server logs nothing.
 	ServerLogger server.Logger
+	// AppendConns is how many connections appends are spread over. Default
+	// DefaultAppendConns; 1 sends them on the store's one connection.
+	AppendConns int
 }
+
+// DefaultAppendConns is the default of Config.AppendConns. A NATS connection has one
+// reader goroutine on each side, which every acknowledgement goes through: concurrent
+// appends on a single connection queue behind it, and a few connections let them
+// overlap (measured: 4 concurrent appenders store 1.2x to 1.4x as many events a second
+// over 4 connections as over one; more connections add nothing on 2 cores).
+const DefaultAppendConns = 4
 
 // Store is the JetStream adapter. It is safe for concurrent use.
 type Store struct {
-	nc     *nats.Conn
-	js     natsjs.JetStream
-	stream natsjs.Stream
-	srv    *server.Server // the embedded server, nil when connected to URL
-	url    string
+	nc *nats.Conn
+	// appendConns are the connections appends take turns on; the first is nc.
+	appendConns []*nats.Conn
+	nextConn    atomic.Uint32
+	js          natsjs.JetStream
+	stream      natsjs.Stream
+	srv         *server.Server // the embedded server, nil when connected to URL
+	url         string
 
 	streamName string
 	prefix     string // subject prefix, with the trailing dot
@@ -129,13 +143,39 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open event store: connect to %s: %w", s.url, err)
 	}
 	s.nc = nc
+	s.appendConns = []*nats.Conn{nc}
+	if cfg.AppendConns == 0 {
+		cfg.AppendConns = DefaultAppendConns
+	}
+	for len(s.appendConns) < cfg.AppendConns {
+		extra, err := nats.Connect(s.url, opts...)
+		if err != nil {
+			s.closeConns()
+			s.shutdownServer()
+			return nil, fmt.Errorf("open event store: connect to %s: %w", s.url, err)
+		}
+		s.appendConns = append(s.appendConns, extra)
+	}
 
 	if err := s.setup(ctx, cfg); err != nil {
-		nc.Close()
+		s.closeConns()
 		s.shutdownServer()
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
 	return s, nil
+}
+
+// appendConn is the connection for the next append: all of one append's messages go
+// on it, in order.
+func (s *Store) appendConn() *nats.Conn {
+	n := s.nextConn.Add(1)
+	return s.appendConns[int(n)%len(s.appendConns)]
+}
+
+func (s *Store) closeConns() {
+	for _, c := range s.appendConns {
+		c.Close()
+	}
 }
 
 func (s *Store) setup(ctx context.Context, cfg Config) error {
@@ -226,15 +266,19 @@ func (s *Store) ClientURL() string { return s.url }
 // return the first one's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			s.closeErr = fmt.Errorf("close event store: drain: %w", err)
-			s.nc.Close()
+		for _, c := range s.appendConns {
+			if err := c.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				s.closeErr = fmt.Errorf("close event store: drain: %w", err)
+				c.Close()
+			}
 		}
 		// Drain works in the background and closes the connection when done (or after
 		// the connection's DrainTimeout). Polling is the one way to wait for that which
 		// does not depend on the closed callback, which an option can turn off.
-		for !s.nc.IsClosed() {
-			time.Sleep(drainPoll)
+		for _, c := range s.appendConns {
+			for !c.IsClosed() {
+				time.Sleep(drainPoll)
+			}
 		}
 		s.shutdownServer()
 	})
