@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -18,17 +19,21 @@ var idNamespace = uuid.MustParse("5f6b2c1e-8d3a-4e7b-9c0d-1a2b3c4d5e6f")
 // Its name, the command ID then each purpose after a NUL byte, must never change:
 // stored IDs were derived from it.
 func DeriveID(commandID string, purpose ...string) string {
-	n := len(commandID)
-	for _, p := range purpose {
-		n += 1 + len(p)
-	}
-	name := make([]byte, 0, n)
+	// uuid.NewSHA1 computed in place: the SHA-1 of the namespace then the name, with
+	// the version (5) and variant bits set. A name fits the stack buffer in practice.
+	var buf [160]byte
+	name := append(buf[:0], idNamespace[:]...)
 	name = append(name, commandID...)
 	for _, p := range purpose {
 		name = append(name, 0)
 		name = append(name, p...)
 	}
-	return uuid.NewSHA1(idNamespace, name).String()
+	sum := sha1.Sum(name)
+	var id uuid.UUID
+	copy(id[:], sum[:])
+	id[6] = id[6]&0x0f | 0x50
+	id[8] = id[8]&0x3f | 0x80
+	return id.String()
 }
 
 // encode turns envelopes into store records. Events from NewEvents carry their stored
