@@ -55,7 +55,7 @@ func BenchmarkWorkload(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(res.RawCAS.EvPerSec, "raw-cas-ev/s")
+		b.ReportMetric(res.RawCASBeside4.EvPerSec, "raw-cas-ev/s")
 		b.ReportMetric(res.Commands1.EvPerSec, "cmd1-ev/s")
 		b.ReportMetric(res.Commands4.EvPerSec, "cmd4-ev/s")
 		b.ReportMetric(res.RatioCmd1, "cmd1/raw")
@@ -93,7 +93,7 @@ func loadedStoreT(b testing.TB, n int) *jetstream.Store {
 	if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{}); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := runCommands(ctx, h, clock, Generate(n, 1), 0, make([]string, n), 2); err != nil {
+	if _, err := runCommands(ctx, h, clock, Generate(n, 1), 0, make([]string, n), 2, nil); err != nil {
 		b.Fatal(err)
 	}
 	return store
@@ -261,4 +261,28 @@ func BenchmarkCommandComment(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkRebuildDir is the bench's rebuild phase on a kept store (BENCH_STORE, the
+// jetstream folder of `ticketctl bench --dir`), opened afresh for every iteration as the
+// rebuild process does, so that it can be profiled:
+//
+//	BENCH_STORE=/tmp/b/jetstream go test ./bench -run '^$' -bench RebuildDir -benchtime 3x -cpuprofile cpu.out
+func BenchmarkRebuildDir(b *testing.B) {
+	dir := os.Getenv("BENCH_STORE")
+	if dir == "" {
+		b.Skip("BENCH_STORE is not set")
+	}
+	var events, seconds, cpu float64
+	for b.Loop() {
+		res, err := Rebuild(context.Background(), dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += float64(res.Events)
+		seconds += res.Seconds
+		cpu += res.CPUSeconds
+	}
+	b.ReportMetric(events/seconds, "events/s")
+	b.ReportMetric(cpu/events*1e6, "cpu-µs/event")
 }

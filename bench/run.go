@@ -65,19 +65,24 @@ type RebuildResult struct {
 
 // Result is one run.
 type Result struct {
-	Tickets        int            `json:"tickets_in_store"`
-	Events         int            `json:"events_in_store"`
-	StoreBytes     int64          `json:"store_bytes_on_disk"`
-	RawCAS         Rate           `json:"raw_cas_publish"`
-	Commands4      Rate           `json:"commands_4_clients"`
-	Commands1      Rate           `json:"commands_1_client"`
-	ColdLoad       Rate           `json:"cold_ticket_load"`
-	RawReplay      Rate           `json:"raw_ordered_consumer_replay"`
-	Rebuild        *RebuildResult `json:"rebuild,omitempty"`
-	RatioCmd1      float64        `json:"ratio_commands_1_vs_raw_cas"`
-	RatioCmd4      float64        `json:"ratio_commands_4_vs_raw_cas"`
-	RatioRebuild   float64        `json:"ratio_rebuild_vs_raw_replay,omitempty"`
-	RatioRSSToDisk float64        `json:"ratio_rebuild_peak_rss_vs_store_size,omitempty"`
+	Tickets    int   `json:"tickets_in_store"`
+	Events     int   `json:"events_in_store"`
+	StoreBytes int64 `json:"store_bytes_on_disk"`
+	Commands4  Rate  `json:"commands_4_clients"`
+	Commands1  Rate  `json:"commands_1_client"`
+	// The raw baselines taken in turns with each command phase (see rawCAS).
+	RawCASBeside4 Rate `json:"raw_cas_publish_beside_4_clients"`
+	RawCASBeside1 Rate `json:"raw_cas_publish_beside_1_client"`
+	// RawCAS4Publishers is the raw publish by four publishers on a connection each,
+	// taken beside the 4-client phase: the ceiling four clients could reach.
+	RawCAS4Publishers Rate           `json:"raw_cas_publish_4_publishers"`
+	ColdLoad          Rate           `json:"cold_ticket_load"`
+	RawReplay         Rate           `json:"raw_ordered_consumer_replay"`
+	Rebuild           *RebuildResult `json:"rebuild,omitempty"`
+	RatioCmd1         float64        `json:"ratio_commands_1_vs_raw_cas"`
+	RatioCmd4         float64        `json:"ratio_commands_4_vs_raw_cas"`
+	RatioRebuild      float64        `json:"ratio_rebuild_vs_raw_replay,omitempty"`
+	RatioRSSToDisk    float64        `json:"ratio_rebuild_peak_rss_vs_store_size,omitempty"`
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -125,17 +130,27 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{Actor: "bench"}); err != nil {
 		return nil, err
 	}
+	raw, err := newRawCAS(ctx, store)
+	if err != nil {
+		return nil, err
+	}
 	main := Generate(cfg.Tickets, cfg.Seed)
-	cfg.logf("commands, 4 clients: %d tickets, %d commands", cfg.Tickets, len(main.Steps))
+	cfg.logf("commands, 4 clients: %d tickets, %d commands, raw CAS publish in turns", cfg.Tickets, len(main.Steps))
 	ids := make([]string, cfg.Tickets+cfg.Extra)
-	if res.Commands4, err = runCommands(ctx, h, clock, main, 0, ids, 4); err != nil {
+	four, err := runCommands(ctx, h, clock, main, 0, ids, 4, raw)
+	if err != nil {
+		raw.close(ctx)
 		return nil, err
 	}
 	extra := Generate(cfg.Extra, cfg.Seed+1)
-	cfg.logf("commands, 1 client: %d more tickets, %d commands", cfg.Extra, len(extra.Steps))
-	if res.Commands1, err = runCommands(ctx, h, clock, extra, cfg.Tickets, ids, 1); err != nil {
+	cfg.logf("commands, 1 client: %d more tickets, %d commands, raw CAS publish in turns", cfg.Extra, len(extra.Steps))
+	one, err := runCommands(ctx, h, clock, extra, cfg.Tickets, ids, 1, raw)
+	raw.close(ctx)
+	if err != nil {
 		return nil, err
 	}
+	res.Commands4, res.RawCASBeside4, res.RawCAS4Publishers = four.commands, four.rawOne.rate(), four.rawFour.rate()
+	res.Commands1, res.RawCASBeside1 = one.commands, one.rawOne.rate()
 	last, err := store.LastPosition(ctx)
 	if err != nil {
 		return nil, err
@@ -148,10 +163,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cfg.logf("raw JetStream: ordered consumer replay + decode of %d events", last)
 	if res.RawReplay, err = rawReplay(ctx, store.Conn(), last); err != nil {
-		return nil, err
-	}
-	cfg.logf("raw JetStream: single-publisher CAS publish of the same events")
-	if res.RawCAS, err = rawCAS(ctx, store, min(last, 200_000)); err != nil {
 		return nil, err
 	}
 	store.Close()
@@ -169,8 +180,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.RatioRebuild = rb.EvPerSec / res.RawReplay.EvPerSec
 		res.RatioRSSToDisk = float64(rb.PeakRSSBytes) / float64(res.StoreBytes)
 	}
-	res.RatioCmd1 = res.Commands1.EvPerSec / res.RawCAS.EvPerSec
-	res.RatioCmd4 = res.Commands4.EvPerSec / res.RawCAS.EvPerSec
+	res.RatioCmd1 = res.Commands1.EvPerSec / res.RawCASBeside1.EvPerSec
+	res.RatioCmd4 = res.Commands4.EvPerSec / res.RawCASBeside4.EvPerSec
 	return res, nil
 }
 
@@ -218,60 +229,6 @@ func (c *workloadClock) advance(offset time.Duration) {
 		c.now = t
 	}
 	c.mu.Unlock()
-}
-
-// runCommands sends the workload through the handler with n clients; each client owns
-// the tickets whose index is its number modulo n, so clients never contend on a ticket.
-func runCommands(ctx context.Context, h *commands.Handler, clock *workloadClock, w Workload, base int, ids []string, n int) (Rate, error) {
-	var mu sync.Mutex
-	var latencies []time.Duration
-	events := 0
-	var firstErr error
-	var wg sync.WaitGroup
-	cpu0 := cpuSeconds()
-	start := time.Now()
-	for client := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			count := 0
-			for _, s := range w.Steps {
-				if s.Ticket%n != client {
-					continue
-				}
-				clock.advance(s.At)
-				t0 := time.Now()
-				var r commands.Result
-				var err error
-				if s.Create != nil {
-					r, err = h.CreateTicket(ctx, *s.Create, commands.Meta{Actor: "bench"})
-					ids[base+s.Ticket] = r.TicketID
-				} else {
-					r, err = h.Execute(ctx, ids[base+s.Ticket], s.Cmd, commands.Meta{Actor: "bench"})
-				}
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("ticket %d %T: %w", s.Ticket, s.Cmd, err)
-					}
-					mu.Unlock()
-					return
-				}
-				mine = append(mine, time.Since(t0))
-				count += len(r.Events)
-			}
-			mu.Lock()
-			latencies = append(latencies, mine...)
-			events += count
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return Rate{}, firstErr
-	}
-	return withCPU(rate(len(latencies), events, time.Since(start), latencies), cpu0), nil
 }
 
 // withCPU sets the CPU time the process used since cpu0.
@@ -348,43 +305,6 @@ func rawReplay(ctx context.Context, nc *nats.Conn, last uint64) (Rate, error) {
 		n++
 	}
 	return withCPU(rate(int(n), int(n), time.Since(start), nil), cpu0), nil
-}
-
-// rawCAS republishes the first n stored events, one at a time, into a scratch stream
-// with the same expected-last-subject-sequence check and message IDs the adapter uses.
-func rawCAS(ctx context.Context, store *jetstream.Store, n uint64) (Rate, error) {
-	js, err := natsjs.New(store.Conn())
-	if err != nil {
-		return Rate{}, err
-	}
-	const name = "BENCH_RAW"
-	_ = js.DeleteStream(ctx, name)
-	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: name, Subjects: []string{"bench.raw.>"}, Storage: natsjs.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
-		return Rate{}, err
-	}
-	defer js.DeleteStream(context.Background(), name)
-	recs, err := store.ReadAll(ctx, 1, int(n))
-	if err != nil {
-		return Rate{}, err
-	}
-	lastSeq := map[string]uint64{}
-	latencies := make([]time.Duration, 0, len(recs))
-	cpu0 := cpuSeconds()
-	start := time.Now()
-	for _, r := range recs {
-		subject := "bench.raw." + r.Stream
-		msg := &nats.Msg{Subject: subject, Data: r.Data, Header: nats.Header{}}
-		msg.Header.Set(natsjs.MsgIDHeader, r.ID)
-		msg.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastSeq[subject], 10))
-		t0 := time.Now()
-		ack, err := js.PublishMsg(ctx, msg)
-		if err != nil {
-			return Rate{}, fmt.Errorf("raw publish: %w", err)
-		}
-		latencies = append(latencies, time.Since(t0))
-		lastSeq[subject] = ack.Sequence
-	}
-	return withCPU(rate(len(recs), len(recs), time.Since(start), latencies), cpu0), nil
 }
 
 func dirSize(dir string) (int64, error) {

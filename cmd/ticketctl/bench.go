@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"text/tabwriter"
 
 	"github.com/ticketcore/ticketcore/bench"
@@ -47,6 +48,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	extra := fs.Int("extra", 0, "tickets run by 1 client on top (default tickets/10, at least 50)")
 	dir := fs.String("dir", "", "data folder for the store, kept afterwards (default: a temporary folder, removed)")
 	seed := fs.Uint64("seed", 1, "workload seed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (all phases but the rebuild process) to this file")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -65,6 +67,17 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: finding this program to run the rebuild in: %w", err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		Tickets: *tickets, Extra: *extra, Dir: *dir, Seed: *seed, Log: e.stderr,
@@ -139,16 +152,18 @@ func printBench(out io.Writer, rep benchReport) error {
 		}
 		return a / b
 	}
-	cas := r.RawCAS
-	casRate := evs(cas.EvPerSec) + " raw CAS"
+	// Each command phase is compared with the raw publish taken in turns with it.
+	cas1, cas4 := r.RawCASBeside1, r.RawCASBeside4
 	t := rep.Targets
-	row("raw CAS publish (baseline)", evs(cas.EvPerSec), casRate, 1, "-", "-")
-	row("commands, 1 client", evs(r.Commands1.EvPerSec), casRate, r.RatioCmd1, t[0].Target, verdict(t[0].Pass))
-	row("commands, 4 clients", evs(r.Commands4.EvPerSec), casRate, r.RatioCmd4, t[1].Target, verdict(t[1].Pass))
-	row("command p50, 1 client", ms(r.Commands1.P50Millis), ms(cas.P50Millis)+" raw CAS p50", ratio(r.Commands1.P50Millis, cas.P50Millis), "-", "-")
-	row("command p99, 1 client", ms(r.Commands1.P99Millis), ms(cas.P99Millis)+" raw CAS p99", ratio(r.Commands1.P99Millis, cas.P99Millis), t[2].Target, verdict(t[2].Pass))
-	row("command p50, 4 clients", ms(r.Commands4.P50Millis), ms(cas.P50Millis)+" raw CAS p50", ratio(r.Commands4.P50Millis, cas.P50Millis), "-", "-")
-	row("command p99, 4 clients", ms(r.Commands4.P99Millis), ms(cas.P99Millis)+" raw CAS p99", ratio(r.Commands4.P99Millis, cas.P99Millis), t[3].Target, verdict(t[3].Pass))
+	row("raw CAS publish beside 4 clients (baseline)", evs(cas4.EvPerSec), evs(cas4.EvPerSec)+" raw CAS", 1, "-", "-")
+	row("raw CAS publish, 4 publishers (ceiling)", evs(r.RawCAS4Publishers.EvPerSec), evs(cas4.EvPerSec)+" raw CAS", ratio(r.RawCAS4Publishers.EvPerSec, cas4.EvPerSec), "-", "-")
+	row("commands, 4 clients", evs(r.Commands4.EvPerSec), evs(cas4.EvPerSec)+" raw CAS", r.RatioCmd4, t[1].Target, verdict(t[1].Pass))
+	row("command p50, 4 clients", ms(r.Commands4.P50Millis), ms(cas4.P50Millis)+" raw CAS p50", ratio(r.Commands4.P50Millis, cas4.P50Millis), "-", "-")
+	row("command p99, 4 clients", ms(r.Commands4.P99Millis), ms(cas4.P99Millis)+" raw CAS p99", ratio(r.Commands4.P99Millis, cas4.P99Millis), t[3].Target, verdict(t[3].Pass))
+	row("raw CAS publish beside 1 client (baseline)", evs(cas1.EvPerSec), evs(cas1.EvPerSec)+" raw CAS", 1, "-", "-")
+	row("commands, 1 client", evs(r.Commands1.EvPerSec), evs(cas1.EvPerSec)+" raw CAS", r.RatioCmd1, t[0].Target, verdict(t[0].Pass))
+	row("command p50, 1 client", ms(r.Commands1.P50Millis), ms(cas1.P50Millis)+" raw CAS p50", ratio(r.Commands1.P50Millis, cas1.P50Millis), "-", "-")
+	row("command p99, 1 client", ms(r.Commands1.P99Millis), ms(cas1.P99Millis)+" raw CAS p99", ratio(r.Commands1.P99Millis, cas1.P99Millis), t[2].Target, verdict(t[2].Pass))
 	row("cold ticket load p50", ms(r.ColdLoad.P50Millis), "-", 0, "-", "-")
 	row("cold ticket load p99", ms(r.ColdLoad.P99Millis), "-", 0, "-", "-")
 	replay := evs(r.RawReplay.EvPerSec) + " raw replay"
@@ -184,10 +199,12 @@ func printBench(out io.Writer, rep benchReport) error {
 			cpu(p.CPUSeconds, p.Seconds, p.Ops))
 	}
 	phase("commands, 4 clients", r.Commands4, true)
+	phase("raw CAS publish beside them", r.RawCASBeside4, true)
+	phase("raw CAS publish, 4 publishers", r.RawCAS4Publishers, true)
 	phase("commands, 1 client", r.Commands1, true)
+	phase("raw CAS publish beside it", r.RawCASBeside1, true)
 	phase("cold ticket loads", r.ColdLoad, true)
 	phase("raw ordered-consumer replay", r.RawReplay, false)
-	phase("raw CAS publish", r.RawCAS, true)
 	if rb := r.Rebuild; rb != nil {
 		fmt.Fprintf(w, "rebuild (%d tickets)\t%d\t%d\t%.2f\t-\t%.0f\t-\t-\t%s\n", rb.Tickets, rb.Events, rb.Events, rb.Seconds, rb.EvPerSec,
 			cpu(rb.CPUSeconds, rb.Seconds, rb.Events))
