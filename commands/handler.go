@@ -189,7 +189,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 			}
 		}
 		t := &entry.state
-		if v, ok := t.Commands[meta.CommandID]; ok {
+		if v, ok := t.Commands.Version(meta.CommandID); ok {
 			pos, err := h.store.LastPosition(ctx)
 			if err != nil {
 				return Result{}, mapStoreError(err)

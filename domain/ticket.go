@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/mail"
 	"slices"
@@ -37,9 +38,50 @@ type Ticket struct {
 	Messages    []MessageRef
 	Assignees   []string
 	SplitFrom   *SplitOrigin
-	// Commands maps each command ID already applied to the ticket version it produced,
-	// so that a retried command returns its first result and adds nothing.
-	Commands map[string]uint64
+	// Commands are the commands already applied, so that a retried command returns its
+	// first result and adds nothing.
+	Commands AppliedCommands
+}
+
+// AppliedCommands maps the IDs of the commands applied to a ticket to the version each
+// produced. It keeps a 128-bit digest of each ID in a pointer-free slice rather than a
+// map of strings: the handler caches a decision state per ticket for the ticket's whole
+// life, and the garbage collector marks every pointer of that cache on every cycle,
+// while a slice without pointers costs it nothing. A ticket has tens of commands, so
+// a scan is as fast as a map lookup.
+type AppliedCommands []appliedCommand
+
+type appliedCommand struct {
+	digest  [16]byte
+	version uint64
+}
+
+func commandDigest(id string) [16]byte {
+	sum := sha256.Sum256([]byte(id))
+	return [16]byte(sum[:16])
+}
+
+// Version is the ticket version the command produced, if it was applied.
+func (a AppliedCommands) Version(commandID string) (uint64, bool) {
+	d := commandDigest(commandID)
+	for i := len(a) - 1; i >= 0; i-- {
+		if a[i].digest == d {
+			return a[i].version, true
+		}
+	}
+	return 0, false
+}
+
+// record notes that the command produced version v (the last of its events wins).
+func (a *AppliedCommands) record(commandID string, v uint64) {
+	d := commandDigest(commandID)
+	for i := len(*a) - 1; i >= 0; i-- {
+		if (*a)[i].digest == d {
+			(*a)[i].version = v
+			return
+		}
+	}
+	*a = append(*a, appliedCommand{digest: d, version: v})
 }
 
 // Exists reports whether the ticket has been created.
@@ -425,10 +467,7 @@ func EvolveTicket(t *Ticket, e Event) {
 	t.Version = e.Sequence
 	t.LastHash = e.Hash
 	if e.CommandID != "" {
-		if t.Commands == nil {
-			t.Commands = make(map[string]uint64)
-		}
-		t.Commands[e.CommandID] = e.Sequence
+		t.Commands.record(e.CommandID, e.Sequence)
 	}
 	if next := NextStatus(t.Status, e.Payload); next != t.Status {
 		t.Status, t.StatusSince = next, e.OccurredAt

@@ -1044,9 +1044,16 @@ func TestNextStatusMatchesTheDecider(t *testing.T) {
 
 func TestEvolveRecordsCommands(t *testing.T) {
 	state := given(created(), reply("m-r1"), domain.CommentAdded{CommentID: "c", Body: "b"})
-	want := map[string]uint64{"cmd-1": 1, "cmd-2": 2, "cmd-3": 3}
-	if !reflect.DeepEqual(state.Commands, want) {
-		t.Fatalf("commands = %v, want %v", state.Commands, want)
+	for id, want := range map[string]uint64{"cmd-1": 1, "cmd-2": 2, "cmd-3": 3} {
+		if v, ok := state.Commands.Version(id); !ok || v != want {
+			t.Errorf("command %s: version %d, %v; want %d", id, v, ok, want)
+		}
+	}
+	if v, ok := state.Commands.Version("cmd-4"); ok {
+		t.Errorf("command cmd-4 was never applied, yet has version %d", v)
+	}
+	if len(state.Commands) != 3 {
+		t.Errorf("%d commands recorded, want 3", len(state.Commands))
 	}
 	if state.Version != 3 || state.LastHash == "" {
 		t.Fatalf("version %d, last hash %q", state.Version, state.LastHash)
