@@ -131,10 +131,18 @@ func (c *decodeChunk) decode() {
 	}
 }
 
+// dataReader is a store that reads stored events in bulk, faster than Subscribe when
+// only their position and data are wanted (the JetStream store leaves the headers and
+// the consumer's metadata out). ReadData calls fn, in order, with batches of the events
+// at positions from to to that it may keep, with Position and Data set.
+type dataReader interface {
+	ReadData(ctx context.Context, from, to uint64, fn func([]eventstore.RecordedEvent) error) error
+}
+
 // CatchUp applies every event stored past the checkpoint at the time of the call and
-// returns the position reached. It reads through the store's streaming subscription,
-// decodes on every core and applies in order: a rebuild is decode-bound, while the
-// projections themselves are cheap. Memory stays bounded by the channels' capacity.
+// returns the position reached. It reads in bulk when the store can (dataReader),
+// through its streaming subscription otherwise, decodes on every core and applies in
+// order on one goroutine. Memory stays bounded by the channels' capacity.
 func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	from := r.checkpoint() + 1
 	end, err := r.store.LastPosition(ctx)
@@ -163,14 +171,9 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	applied := make(chan error, 1)
 	go func() { applied <- r.applyInOrder(ctx, cancel, ordered) }()
 
-	var pending []eventstore.RecordedEvent
-	subErr := r.store.Subscribe(ctx, from, func(rec eventstore.RecordedEvent) error {
-		pending = append(pending, rec)
-		if len(pending) < catchUpChunk && rec.Position < end {
-			return nil
-		}
-		c := &decodeChunk{recs: pending, done: make(chan struct{})}
-		pending = nil
+	// send queues consecutive events for decoding and, in the same order, for applying.
+	send := func(recs []eventstore.RecordedEvent) error {
+		c := &decodeChunk{recs: recs, done: make(chan struct{})}
 		for _, ch := range []chan *decodeChunk{work, ordered} {
 			select {
 			case ch <- c:
@@ -178,11 +181,40 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 				return ctx.Err()
 			}
 		}
-		if rec.Position >= end {
-			return errCaughtUp
-		}
 		return nil
-	})
+	}
+	var readErr error
+	if dr, ok := r.store.(dataReader); ok {
+		readErr = dr.ReadData(ctx, from, end, func(batch []eventstore.RecordedEvent) error {
+			for len(batch) > 0 {
+				n := min(len(batch), catchUpChunk)
+				if err := send(batch[:n:n]); err != nil {
+					return err
+				}
+				batch = batch[n:]
+			}
+			return nil
+		})
+	} else {
+		var pending []eventstore.RecordedEvent
+		readErr = r.store.Subscribe(ctx, from, func(rec eventstore.RecordedEvent) error {
+			pending = append(pending, rec)
+			if len(pending) < catchUpChunk && rec.Position < end {
+				return nil
+			}
+			if err := send(pending); err != nil {
+				return err
+			}
+			pending = nil
+			if rec.Position >= end {
+				return errCaughtUp
+			}
+			return nil
+		})
+		if errors.Is(readErr, errCaughtUp) {
+			readErr = nil
+		}
+	}
 	close(work)
 	close(ordered)
 	applyErr := <-applied
@@ -190,8 +222,8 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	switch {
 	case applyErr != nil:
 		return 0, applyErr
-	case !errors.Is(subErr, errCaughtUp):
-		return 0, fmt.Errorf("catch up from %d: %w", from, subErr)
+	case readErr != nil:
+		return 0, fmt.Errorf("catch up from %d: %w", from, readErr)
 	}
 	return end, nil
 }

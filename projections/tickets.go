@@ -83,8 +83,11 @@ func (m *Tickets) Apply(e domain.Event, pos uint64) error {
 		m.byID[id] = t
 		m.order = append(m.order, t)
 	}
+	number := t.Number
 	t.Apply(e, m.slas.Lookup)
-	if t.Number != "" {
+	// Only ticket.created sets the number: indexing it on every event was a map
+	// assignment per event, a cache miss on a large model.
+	if t.Number != number && t.Number != "" {
 		m.byNumber[t.Number] = t
 	}
 	return nil

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -24,6 +25,8 @@ import (
 //     that does not matter.
 //   - ReadAll and Subscribe read the whole stream through an ordered consumer, which
 //     streams the stored messages as they are and checks that none is missed.
+//   - ReadData (a projection catch-up or rebuild) uses batched direct gets by sequence
+//     that ask the server to leave every header out (see ReadData).
 
 // Direct get protocol, as in nats-server's server/stream.go (getDirectRequest): each
 // message comes with these headers added; a batch ends with a 204 status message that
@@ -34,6 +37,7 @@ const (
 	hdrSequence   = "Nats-Sequence"
 	hdrTimeStamp  = "Nats-Time-Stamp"
 	hdrNumPending = "Nats-Num-Pending"
+	hdrLastSeq    = "Nats-Last-Sequence"
 	hdrStatus     = "Status" // set by nats.go from the status line
 	hdrStatusDesc = "Description"
 
@@ -55,6 +59,8 @@ type directGetRequest struct {
 	NextFor  string `json:"next_by_subj"`
 	Batch    int    `json:"batch"`
 	MaxBytes int    `json:"max_bytes"`
+	// NoHeaders leaves every header out of the messages (not of the status messages).
+	NoHeaders bool `json:"no_hdr,omitempty"`
 }
 
 // ReadStream implements eventstore.Store.
@@ -310,4 +316,185 @@ func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("last position: %w: %w", eventstore.ErrUnavailable, err)
 	}
 	return info.State.LastSeq, nil
+}
+
+// Bulk reads.
+//
+// A catch-up or a rebuild needs the data and position of every event and nothing else,
+// yet through the ordered consumer each message also carries the event's headers, which
+// the client decodes into a map, and a reply subject of about 100 bytes, which it parses
+// for the position. A batched direct get by sequence can leave all headers out
+// (no_hdr): then the server sends the data alone, and the client does about half the
+// work per message (measured on 2 cores: about 5 µs of CPU per event against 10 µs).
+//
+// Such an answer does not say where each message was stored. The messages of a batch
+// are consecutive unless some were deleted, and the end-of-batch marker gives the
+// sequence of the last one sent: a batch of k messages from sequence first that ends at
+// first+k-1 has no gap, so its positions are first to first+k-1. Anything else (a gap,
+// or no message at all, as from a replica behind the leader) is read again through the
+// ordered consumer, which knows the position of every message.
+
+const (
+	// dataBatch is the number of messages asked for in one bulk direct get.
+	dataBatch = 1024
+	// dataInFlight is how many bulk direct gets are outstanding at a time, so that the
+	// server prepares the next batch while the client takes in the last one.
+	dataInFlight = 2
+)
+
+// errRangeRead ends the ordered consumer of readDataSlow at the end of its range.
+var errRangeRead = errors.New("range read")
+
+// dataRequest is one bulk direct get: its inbox and the positions it asked for.
+type dataRequest struct {
+	inbox    string
+	replies  chan *nats.Msg
+	from, to uint64
+}
+
+// ReadData calls fn, in order, with batches of the events stored at positions from to
+// to, to included (to at most LastPosition). Only Position and Data of each event are
+// set. fn may keep the batch and the data. Deleted messages are skipped. It returns
+// fn's errors as they are, and ctx.Err() once ctx ends.
+func (s *Store) ReadData(ctx context.Context, from, to uint64, fn func([]eventstore.RecordedEvent) error) error {
+	if from == 0 {
+		from = 1
+	}
+	if from > to {
+		return nil
+	}
+	var queue []*dataRequest // outstanding requests, in the order of their positions
+	for range dataInFlight {
+		// One inbox per request: each reply channel holds one whole batch and its end
+		// marker, so it never overflows, and batches cannot mix.
+		r := &dataRequest{inbox: nats.NewInbox(), replies: make(chan *nats.Msg, dataBatch+1)}
+		sub, err := s.nc.ChanSubscribe(r.inbox, r.replies)
+		if err != nil {
+			return fmt.Errorf("read data from %d: %w: %w", from, eventstore.ErrUnavailable, err)
+		}
+		defer sub.Unsubscribe()
+		queue = append(queue, r)
+	}
+	next := from // the first position not asked for yet
+	for i, r := range queue {
+		if next > to {
+			queue = queue[:i]
+			break
+		}
+		if err := s.requestData(r, next, min(to, next+dataBatch-1)); err != nil {
+			return err
+		}
+		next = r.to + 1
+	}
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		if err := s.receiveData(ctx, r, fn); err != nil {
+			return err
+		}
+		if next <= to {
+			if err := s.requestData(r, next, min(to, next+dataBatch-1)); err != nil {
+				return err
+			}
+			next = r.to + 1
+			queue = append(queue, r)
+		}
+	}
+	return nil
+}
+
+// requestData asks for the messages at positions from to to, without headers.
+func (s *Store) requestData(r *dataRequest, from, to uint64) error {
+	r.from, r.to = from, to
+	req, err := json.Marshal(directGetRequest{Seq: from, Batch: int(to - from + 1), MaxBytes: getMaxBytes, NoHeaders: true})
+	if err != nil {
+		return fmt.Errorf("direct get from %d: %w", from, err)
+	}
+	if err := s.nc.PublishRequest(s.getSubject, r.inbox, req); err != nil {
+		return fmt.Errorf("%w: direct get from %d: %w", eventstore.ErrUnavailable, from, err)
+	}
+	return nil
+}
+
+// receiveData passes the answer to r to fn. A batch the server cut short (getMaxBytes)
+// is completed with another request on the same inbox; a batch whose positions are not
+// known, through the ordered consumer.
+func (s *Store) receiveData(ctx context.Context, r *dataRequest, fn func([]eventstore.RecordedEvent) error) error {
+	for {
+		batch := make([]eventstore.RecordedEvent, 0, r.to-r.from+1)
+		batchCtx, cancel := withTimeout(ctx)
+		last, err := receiveDataBatch(batchCtx, r.replies, func(data []byte) {
+			batch = append(batch, eventstore.RecordedEvent{Position: r.from + uint64(len(batch)), Data: data})
+		})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("direct get from %d: %w", r.from, err)
+		}
+		if len(batch) == 0 || last != batch[len(batch)-1].Position {
+			return s.readDataSlow(ctx, r.from, r.to, fn)
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+		if last >= r.to {
+			return nil
+		}
+		if err := s.requestData(r, last+1, r.to); err != nil {
+			return err
+		}
+	}
+}
+
+// receiveDataBatch reads the answer to one bulk direct get, passing the data of each
+// message to emit, and returns the sequence of the last message the server sent (0 if
+// it had none to send).
+func receiveDataBatch(ctx context.Context, replies <-chan *nats.Msg, emit func([]byte)) (uint64, error) {
+	for {
+		var msg *nats.Msg
+		select {
+		case msg = <-replies:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %w", eventstore.ErrUnavailable, ctx.Err())
+		}
+		switch status := msg.Header.Get(hdrStatus); status {
+		case "":
+			emit(msg.Data)
+		case statusEndOfBatch:
+			last, err := strconv.ParseUint(msg.Header.Get(hdrLastSeq), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("end of batch: bad %s header: %w", hdrLastSeq, err)
+			}
+			return last, nil
+		case statusNotFound:
+			return 0, nil
+		default:
+			return 0, fmt.Errorf("%w: status %s %s", eventstore.ErrUnavailable, status, msg.Header.Get(hdrStatusDesc))
+		}
+	}
+}
+
+// readDataSlow passes the events at positions from to to to fn in one batch, read
+// through the ordered consumer.
+func (s *Store) readDataSlow(ctx context.Context, from, to uint64, fn func([]eventstore.RecordedEvent) error) error {
+	var batch []eventstore.RecordedEvent
+	err := s.consume(ctx, from, int(to-from+1), func(ev eventstore.RecordedEvent) error {
+		if ev.Position > to {
+			return errRangeRead
+		}
+		batch = append(batch, eventstore.RecordedEvent{Position: ev.Position, Data: ev.Data})
+		if ev.Position == to {
+			return errRangeRead
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errRangeRead) {
+		return fmt.Errorf("read data from %d: %w", from, err)
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	return fn(batch)
 }
