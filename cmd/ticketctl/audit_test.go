@@ -86,7 +86,7 @@ func newTamperer(t *testing.T, store *jetstream.Store) *tamperer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The stream remembers message IDs for two minutes and would drop the
+	// The stream remembers message IDs for 30 seconds and would drop the
 	// republished copies as duplicates: shorten the window, as a tamperer would.
 	cfg := stream.CachedInfo().Config
 	cfg.Duplicates = 100 * time.Millisecond // the least JetStream accepts
