@@ -53,6 +53,18 @@ type SLAMetrics struct {
 	lastMessageAt          time.Time
 
 	Reopens, Replies, CustomerMessages int
+
+	// deadlinesOf are the inputs ResponseBy and ResolutionBy were last computed from:
+	// most events change none of them, and business-calendar arithmetic is the costliest
+	// part of applying an event.
+	deadlinesOf deadlineInputs
+}
+
+type deadlineInputs struct {
+	sla      *SLA
+	start    time.Time
+	priority string
+	holdBus  time.Duration
 }
 
 // HasSLA reports whether an SLA applies.
@@ -215,6 +227,11 @@ func (m *SLAMetrics) finishHold(at time.Time) {
 }
 
 func (m *SLAMetrics) updateDeadlines() {
+	in := deadlineInputs{sla: m.sla, start: m.Start, priority: m.Priority, holdBus: m.holdBus}
+	if in == m.deadlinesOf && in.sla != nil {
+		return
+	}
+	m.deadlinesOf = in
 	m.ResponseBy, m.ResolutionBy = time.Time{}, time.Time{}
 	if m.sla == nil || m.Start.IsZero() {
 		return
