@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +39,9 @@ type Config struct {
 	RebuildExe  string
 	RebuildArgs []string
 	RebuildEnv  []string
+	// HeapProfile, when set, receives a heap profile taken after the command phases,
+	// with the whole store loaded (what the handler and the embedded server hold).
+	HeapProfile io.Writer
 }
 
 // Rate is a throughput with its latency distribution.
@@ -151,6 +156,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Commands4, res.RawCASBeside4, res.RawCAS4Publishers = four.commands, four.rawOne.rate(), four.rawFour.rate()
 	res.Commands1, res.RawCASBeside1 = one.commands, one.rawOne.rate()
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
+			return nil, err
+		}
+	}
 	last, err := store.LastPosition(ctx)
 	if err != nil {
 		return nil, err

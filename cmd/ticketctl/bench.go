@@ -49,6 +49,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	dir := fs.String("dir", "", "data folder for the store, kept afterwards (default: a temporary folder, removed)")
 	seed := fs.Uint64("seed", 1, "workload seed")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (all phases but the rebuild process) to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile, taken after the command phases, to this file")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -79,10 +80,19 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := bench.Run(ctx, bench.Config{
+	cfg := bench.Config{
 		Tickets: *tickets, Extra: *extra, Dir: *dir, Seed: *seed, Log: e.stderr,
 		RebuildExe: exe, RebuildArgs: []string{benchRebuildCommand},
-	})
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.HeapProfile = f
+	}
+	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
