@@ -254,36 +254,6 @@ func directGetReplay(ctx context.Context, nc *nats.Conn, last uint64, decode dom
 	return nil
 }
 
-// BenchmarkCommandComment measures one warm command end to end (decide, encode, hash,
-// CAS append) next to the raw CAS publish of an event of the same size.
-func BenchmarkCommandComment(b *testing.B) {
-	ctx := context.Background()
-	store, err := jetstream.Open(ctx, jetstream.Config{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	h, err := commands.NewHandler(ctx, store, commands.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ids []string
-	for range 100 {
-		r, err := h.CreateTicket(ctx, domain.CreateTicket{TicketFieldsData: domain.TicketFieldsData{Subject: "s", RaisedBy: "a@example.com", Channel: domain.ChannelAPI}}, commands.Meta{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids = append(ids, r.TicketID)
-	}
-	i := 0
-	for b.Loop() {
-		if _, err := h.Execute(ctx, ids[i%len(ids)], domain.AddComment{Body: "printer invoice login password error export report delay order refund shipping account access"}, commands.Meta{}); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
 // BenchmarkRebuildDir is the bench's rebuild phase on a kept store (BENCH_STORE, the
 // jetstream folder of `ticketctl bench --dir`), opened afresh for every iteration as the
 // rebuild process does, so that it can be profiled:
