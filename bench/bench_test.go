@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -24,7 +25,11 @@ const rebuildChildEnv = "TICKETCORE_BENCH_REBUILD_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(rebuildChildEnv) == "1" {
-		res, err := Rebuild(context.Background(), os.Args[len(os.Args)-1])
+		replay := Rebuild
+		if slices.Contains(os.Args, rawReplayFlag) {
+			replay = RawReplay
+		}
+		res, err := replay(context.Background(), os.Args[len(os.Args)-1])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -104,15 +104,21 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 }
 
 // cmdBenchRebuild is the rebuild phase of bench, in its own process: it replays the
-// store in DIR into a fresh ticket read model and prints the result as one JSON line,
-// the last line of its output (bench reads that line).
+// store in DIR into a fresh ticket read model (with --raw: the raw replay baseline
+// instead) and prints the result as one JSON line, the last line of its output (bench
+// reads that line).
 func cmdBenchRebuild(ctx context.Context, e *env, args []string) error {
 	fs := e.flags(benchRebuildCommand)
+	raw := fs.Bool("raw", false, "run the raw replay baseline instead of the rebuild")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	res, err := bench.Rebuild(ctx, pos[0])
+	replay := bench.Rebuild
+	if *raw {
+		replay = bench.RawReplay
+	}
+	res, err := replay(ctx, pos[0])
 	if err != nil {
 		return fmt.Errorf("bench rebuild: %w", err)
 	}
@@ -177,12 +183,12 @@ func printBench(out io.Writer, rep benchReport) error {
 	row("cold ticket load p50", ms(r.ColdLoad.P50Millis), "-", 0, "-", "-")
 	row("cold ticket load p99", ms(r.ColdLoad.P99Millis), "-", 0, "-", "-")
 	replay := evs(r.RawReplay.EvPerSec) + " raw replay"
-	row("raw ordered-consumer replay (baseline)", evs(r.RawReplay.EvPerSec), replay, 1, "-", "-")
+	row("raw ordered-consumer replay, best run (baseline)", evs(r.RawReplay.EvPerSec), replay, 1, "-", "-")
 	if rb := r.Rebuild; rb != nil {
-		row("rebuild (separate process)", evs(rb.EvPerSec), replay, r.RatioRebuild, t[4].Target, verdict(t[4].Pass))
+		row("rebuild, best run (separate process)", evs(rb.EvPerSec), replay, r.RatioRebuild, t[4].Target, verdict(t[4].Pass))
 		row("rebuild peak RSS", mib(rb.PeakRSSBytes), mib(r.StoreBytes)+" store on disk", r.RatioRSSToDisk, t[5].Target, verdict(t[5].Pass))
 	} else {
-		row("rebuild (separate process)", "not run", replay, 0, t[4].Target, "FAIL")
+		row("rebuild, best run (separate process)", "not run", replay, 0, t[4].Target, "FAIL")
 		row("rebuild peak RSS", "not run", mib(r.StoreBytes)+" store on disk", 0, t[5].Target, "FAIL")
 	}
 	if err := w.Flush(); err != nil {
@@ -214,7 +220,7 @@ func printBench(out io.Writer, rep benchReport) error {
 	phase("commands, 1 client", r.Commands1, true)
 	phase("raw CAS publish beside it", r.RawCASBeside1, true)
 	phase("cold ticket loads", r.ColdLoad, true)
-	phase("raw ordered-consumer replay", r.RawReplay, false)
+	phase("raw ordered-consumer replay (best)", r.RawReplay, false)
 	if rb := r.Rebuild; rb != nil {
 		fmt.Fprintf(w, "rebuild (%d tickets)\t%d\t%d\t%.2f\t-\t%.0f\t-\t-\t%s\n", rb.Tickets, rb.Events, rb.Events, rb.Seconds, rb.EvPerSec,
 			cpu(rb.CPUSeconds, rb.Seconds, rb.Events))
