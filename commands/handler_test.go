@@ -792,3 +792,25 @@ func slaDefinition() domain.SLADefinition {
 		},
 	}
 }
+
+// Metadata that is not valid UTF-8 would be stored as U+FFFD and break the event's
+// hash once read back: it is refused, and nothing is stored.
+func TestInvalidUTF8MetadataStoresNothing(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	h := newHandler(t, store, "p", nil)
+	res := create(t, h)
+	before, err := store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, meta := range []commands.Meta{{Actor: "agent\xff"}, {CorrelationID: "c\xc3"}, {CausationID: "\x80"}, {CommandID: "cmd-\xfe"}} {
+		_, err := h.Execute(ctx, res.TicketID, domain.AddComment{Body: "note"}, meta)
+		if !errors.Is(err, domain.ErrValidation) {
+			t.Errorf("meta %+v: err %v, want a validation error", meta, err)
+		}
+	}
+	if after, err := store.LastPosition(ctx); err != nil || after != before {
+		t.Fatalf("store moved from %d to %d (%v)", before, after, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ticketcore/ticketcore/domain"
 )
@@ -251,8 +252,13 @@ func TestEnvelopeEncodingIsEncodingJSONs(t *testing.T) {
 			meta := domain.Metadata{CommandID: e.CommandID, Actor: e.Actor, CorrelationID: e.CorrelationID, CausationID: e.CausationID, At: e.OccurredAt}
 			events, err := domain.NewEvents(e.Stream, e.Sequence>>1, e.PrevHash, meta, func(int) string { return e.ID },
 				[]domain.Payload{domain.CommentAdded{CommentID: e.Type, Body: string(e.Data)}})
-			if _, timeErr := e.OccurredAt.UTC().MarshalJSON(); (err != nil) != (timeErr != nil) {
-				t.Fatalf("NewEvents error %v where the time's is %v", err, timeErr)
+			// NewEvents refuses a time encoding/json cannot write and metadata that is
+			// not valid UTF-8, and nothing else.
+			_, timeErr := e.OccurredAt.UTC().MarshalJSON()
+			badUTF8 := !utf8.ValidString(meta.Actor) || !utf8.ValidString(meta.CommandID) ||
+				!utf8.ValidString(meta.CorrelationID) || !utf8.ValidString(meta.CausationID)
+			if (err != nil) != (timeErr != nil || badUTF8) {
+				t.Fatalf("NewEvents error %v where the time's is %v and invalid UTF-8 is %v", err, timeErr, badUTF8)
 			}
 			if err == nil {
 				checkEncoding(t, events[0], true)

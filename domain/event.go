@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -47,11 +48,28 @@ type Metadata struct {
 	At            time.Time
 }
 
+// validUTF8 refuses metadata that is not valid UTF-8. The envelope would store an
+// invalid byte as \ufffd, which decodes to a different string than the one hashed: the
+// event would fail verification once read back.
+func (m Metadata) validUTF8() error {
+	for _, f := range []struct{ name, value string }{
+		{"actor", m.Actor}, {"command_id", m.CommandID}, {"correlation_id", m.CorrelationID}, {"causation_id", m.CausationID},
+	} {
+		if !utf8.ValidString(f.value) {
+			return Invalid(f.name, "must be valid UTF-8")
+		}
+	}
+	return nil
+}
+
 // NewEvents wraps the payloads decided for one command into envelopes that continue a
 // stream at version after and chain to prevHash. ids supplies the event IDs (the handler
 // derives them from the command ID, so that a retried command produces the same IDs).
 // Each event is encoded once, for its hash and its stored form (Encoded).
 func NewEvents(stream string, after uint64, prevHash string, meta Metadata, ids func(i int) string, payloads []Payload) ([]Event, error) {
+	if err := meta.validUTF8(); err != nil {
+		return nil, err
+	}
 	events := make([]Event, len(payloads))
 	for i, p := range payloads {
 		data, err := json.Marshal(p)
