@@ -93,7 +93,7 @@ func (s *Store) publishOne(ctx context.Context, conn *nats.Conn, stream string, 
 		// 0 means "no message on the subject yet", which is NoStream.
 		msg.Header.Set(hdrExpectedLastSubjSeq, strconv.FormatUint(uint64(expected), 10))
 	}
-	reply, err := requestRetryingNoResponders(ctx, conn, msg)
+	reply, err := retryNoResponders(ctx, func() (*nats.Msg, error) { return request(ctx, conn, msg) })
 	if err != nil {
 		return 0, err
 	}
@@ -131,17 +131,19 @@ const (
 	noRespondersWait    = 250 * time.Millisecond
 )
 
-func requestRetryingNoResponders(ctx context.Context, conn *nats.Conn, msg *nats.Msg) (*nats.Msg, error) {
-	reply, err := request(ctx, conn, msg)
+// retryNoResponders runs attempt again while it fails because nobody answered: no
+// stream took the message, so nothing was stored and sending it again is safe.
+func retryNoResponders[T any](ctx context.Context, attempt func() (T, error)) (T, error) {
+	res, err := attempt()
 	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < noRespondersRetries; retry++ {
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return res, err
 		case <-time.After(noRespondersWait):
 		}
-		reply, err = request(ctx, conn, msg)
+		res, err = attempt()
 	}
-	return reply, err
+	return res, err
 }
 
 // request sends msg and waits for the answer until ctx's deadline or, when ctx has
@@ -179,6 +181,13 @@ type batchAck struct {
 // (incomplete batch), so waiting for each staging ack would only cost a round trip
 // per event.
 func (s *Store) publishBatch(ctx context.Context, conn *nats.Conn, stream string, expected eventstore.Revision, events []eventstore.EventData) (uint64, error) {
+	// A commit nobody answered reached no stream: any message staged before it is
+	// dropped with its unfinished batch, so the whole batch is sent again, under a new
+	// batch ID.
+	return retryNoResponders(ctx, func() (uint64, error) { return s.sendBatch(ctx, conn, stream, expected, events) })
+}
+
+func (s *Store) sendBatch(ctx context.Context, conn *nats.Conn, stream string, expected eventstore.Revision, events []eventstore.EventData) (uint64, error) {
 	batchID := uuid.NewString() // at most 64 characters
 	var commit *nats.Msg
 	for i, ev := range events {
