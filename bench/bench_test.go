@@ -124,7 +124,7 @@ func BenchmarkRawReplay(b *testing.B) {
 	last, _ := store.LastPosition(context.Background())
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := rawReplay(context.Background(), store.Conn(), last); err != nil {
+		if err := rawReplay(context.Background(), store.Conn(), last); err != nil {
 			b.Fatal(err)
 		}
 	}

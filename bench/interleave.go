@@ -42,7 +42,7 @@ type rawCAS struct {
 	one     natsjs.JetStream
 	four    []natsjs.JetStream
 	conns   []*nats.Conn
-	lastSeq []map[string]uint64 // per publisher set; the one publisher is index 0 of its own
+	lastSeq []map[string]uint64 // per publisher: the one publisher's first, then the four's
 	sampled uint64              // store position up to which events were sampled
 }
 
@@ -120,35 +120,21 @@ func (r *rawCAS) turn(ctx context.Context, take int, one, four *rawTally) error 
 	}
 	r.sampled = last
 	first := recs[:min(take, len(recs))]
-	if err := r.publishOne(ctx, first, one); err != nil {
+	if err := r.publishBy(ctx, first, []natsjs.JetStream{r.one}, r.lastSeq[:1], "bench.raw.one.", one); err != nil {
 		return err
 	}
-	return r.publishFour(ctx, recs[len(first):], four)
+	return r.publishBy(ctx, recs[len(first):], r.four, r.lastSeq[1:], "bench.raw.four.", four)
 }
 
-func (r *rawCAS) publishOne(ctx context.Context, recs []eventstore.RecordedEvent, t *rawTally) error {
-	cpu0, start := cpuSeconds(), time.Now()
-	for _, rec := range recs {
-		lat, err := r.publish(ctx, r.one, r.lastSeq[0], "bench.raw.one."+rec.Stream, rec)
-		if err != nil {
-			return err
-		}
-		t.latencies = append(t.latencies, lat)
-	}
-	t.elapsed += time.Since(start)
-	t.cpu += cpuSeconds() - cpu0
-	t.ops += len(recs)
-	return nil
-}
-
-// publishFour splits the events among four publishers by stream, so that no two
-// publishers race on one subject's expected sequence.
-func (r *rawCAS) publishFour(ctx context.Context, recs []eventstore.RecordedEvent, t *rawTally) error {
-	parts := make([][]eventstore.RecordedEvent, rawPublishers)
+// publishBy splits the events among the publishers by stream, so that no two race on
+// one subject's expected sequence, and publishes each share one event at a time.
+func (r *rawCAS) publishBy(ctx context.Context, recs []eventstore.RecordedEvent, publishers []natsjs.JetStream,
+	lastSeq []map[string]uint64, prefix string, t *rawTally) error {
+	parts := make([][]eventstore.RecordedEvent, len(publishers))
 	for _, rec := range recs {
 		h := fnv.New32a()
 		h.Write([]byte(rec.Stream))
-		k := int(h.Sum32() % rawPublishers)
+		k := int(h.Sum32() % uint32(len(publishers)))
 		parts[k] = append(parts[k], rec)
 	}
 	var wg sync.WaitGroup
@@ -161,7 +147,7 @@ func (r *rawCAS) publishFour(ctx context.Context, recs []eventstore.RecordedEven
 			defer wg.Done()
 			lats := make([]time.Duration, 0, len(part))
 			for _, rec := range part {
-				lat, err := r.publish(ctx, r.four[k], r.lastSeq[1+k], "bench.raw.four."+rec.Stream, rec)
+				lat, err := r.publish(ctx, publishers[k], lastSeq[k], prefix+rec.Stream, rec)
 				if err != nil {
 					mu.Lock()
 					firstErr = err

@@ -58,9 +58,9 @@ type Rate struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
-// RebuildResult is what a replay process reports: the rebuild, or the raw replay
+// ReplayResult is what a replay process reports: the rebuild, or the raw replay
 // (Tickets 0).
-type RebuildResult struct {
+type ReplayResult struct {
 	Events       int     `json:"events"`
 	Tickets      int     `json:"tickets"`
 	Seconds      float64 `json:"seconds"`
@@ -81,16 +81,16 @@ type Result struct {
 	RawCASBeside1 Rate `json:"raw_cas_publish_beside_1_client"`
 	// RawCAS4Publishers is the raw publish by four publishers on a connection each,
 	// taken beside the 4-client phase: the ceiling four clients could reach.
-	RawCAS4Publishers Rate           `json:"raw_cas_publish_4_publishers"`
-	ColdLoad          Rate           `json:"cold_ticket_load"`
-	RawReplay         Rate           `json:"raw_ordered_consumer_replay"` // the best of RawReplayRuns
-	RawReplayRuns     []float64      `json:"raw_replay_runs_events_per_sec,omitempty"`
-	RebuildRuns       []float64      `json:"rebuild_runs_events_per_sec,omitempty"`
-	Rebuild           *RebuildResult `json:"rebuild,omitempty"`
-	RatioCmd1         float64        `json:"ratio_commands_1_vs_raw_cas"`
-	RatioCmd4         float64        `json:"ratio_commands_4_vs_raw_cas"`
-	RatioRebuild      float64        `json:"ratio_rebuild_vs_raw_replay,omitempty"`
-	RatioRSSToDisk    float64        `json:"ratio_rebuild_peak_rss_vs_store_size,omitempty"`
+	RawCAS4Publishers Rate          `json:"raw_cas_publish_4_publishers"`
+	ColdLoad          Rate          `json:"cold_ticket_load"`
+	RawReplay         Rate          `json:"raw_ordered_consumer_replay"` // the best of RawReplayRuns
+	RawReplayRuns     []float64     `json:"raw_replay_runs_events_per_sec,omitempty"`
+	RebuildRuns       []float64     `json:"rebuild_runs_events_per_sec,omitempty"`
+	Rebuild           *ReplayResult `json:"rebuild,omitempty"`
+	RatioCmd1         float64       `json:"ratio_commands_1_vs_raw_cas"`
+	RatioCmd4         float64       `json:"ratio_commands_4_vs_raw_cas"`
+	RatioRebuild      float64       `json:"ratio_rebuild_vs_raw_replay,omitempty"`
+	RatioRSSToDisk    float64       `json:"ratio_rebuild_peak_rss_vs_store_size,omitempty"`
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -282,34 +282,32 @@ func coldLoads(ctx context.Context, store *jetstream.Store, ids []string, seed u
 // rawReplay reads the whole event stream with an ordered consumer, in one goroutine,
 // and decodes every event with encoding/json: the plain way to replay JetStream, which
 // a rebuild is compared with.
-func rawReplay(ctx context.Context, nc *nats.Conn, last uint64) (Rate, error) {
+func rawReplay(ctx context.Context, nc *nats.Conn, last uint64) error {
 	js, err := natsjs.New(nc)
 	if err != nil {
-		return Rate{}, err
+		return err
 	}
 	cons, err := js.OrderedConsumer(ctx, jetstream.DefaultStreamName, natsjs.OrderedConsumerConfig{})
 	if err != nil {
-		return Rate{}, err
+		return err
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
-		return Rate{}, err
+		return err
 	}
 	defer msgs.Stop()
-	cpu0 := cpuSeconds()
-	start := time.Now()
 	var n uint64
 	for n < last {
 		msg, err := msgs.Next()
 		if err != nil {
-			return Rate{}, err
+			return err
 		}
 		if _, err := domain.DecodeEventWith(msg.Data(), json.Unmarshal); err != nil {
-			return Rate{}, err
+			return err
 		}
 		n++
 	}
-	return withCPU(rate(int(n), int(n), time.Since(start), nil), cpu0), nil
+	return nil
 }
 
 func dirSize(dir string) (int64, error) {
@@ -371,7 +369,7 @@ func replayPhases(ctx context.Context, cfg Config, storeDir string, res *Result)
 // rawReplayFlag makes the replay process run the raw replay instead of the rebuild.
 const rawReplayFlag = "--raw"
 
-func replayInChild(ctx context.Context, cfg Config, storeDir string, raw bool) (*RebuildResult, error) {
+func replayInChild(ctx context.Context, cfg Config, storeDir string, raw bool) (*ReplayResult, error) {
 	args := slices.Clone(cfg.RebuildArgs)
 	if raw {
 		args = append(args, rawReplayFlag)
@@ -383,7 +381,7 @@ func replayInChild(ctx context.Context, cfg Config, storeDir string, raw bool) (
 	if err != nil {
 		return nil, fmt.Errorf("replay process: %w", err)
 	}
-	var rb RebuildResult
+	var rb ReplayResult
 	line := out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:]
 	if err := json.Unmarshal(line, &rb); err != nil {
 		return nil, fmt.Errorf("replay process output %q: %w", out, err)
@@ -393,7 +391,7 @@ func replayInChild(ctx context.Context, cfg Config, storeDir string, raw bool) (
 
 // Rebuild is the rebuild phase, run in its own process: open the store, replay every
 // event into a fresh ticket read model, and report the rate and the peak RSS.
-func Rebuild(ctx context.Context, storeDir string) (*RebuildResult, error) {
+func Rebuild(ctx context.Context, storeDir string) (*ReplayResult, error) {
 	return measureReplay(ctx, storeDir, func(store *jetstream.Store) (uint64, int, error) {
 		model := projections.NewTickets()
 		pos, err := projections.NewRunner(store, nil, model).Rebuild(ctx)
@@ -403,20 +401,19 @@ func Rebuild(ctx context.Context, storeDir string) (*RebuildResult, error) {
 
 // RawReplay is the raw baseline of the rebuild, run in its own process likewise: the
 // whole stream through an ordered consumer, decoded with encoding/json.
-func RawReplay(ctx context.Context, storeDir string) (*RebuildResult, error) {
+func RawReplay(ctx context.Context, storeDir string) (*ReplayResult, error) {
 	return measureReplay(ctx, storeDir, func(store *jetstream.Store) (uint64, int, error) {
 		last, err := store.LastPosition(ctx)
 		if err != nil {
 			return 0, 0, err
 		}
-		_, err = rawReplay(ctx, store.Conn(), last)
-		return last, 0, err
+		return last, 0, rawReplay(ctx, store.Conn(), last)
 	})
 }
 
 // measureReplay opens the store (not timed), times replay, and reports its rate, CPU
 // and the process's peak RSS.
-func measureReplay(ctx context.Context, storeDir string, replay func(*jetstream.Store) (events uint64, tickets int, err error)) (*RebuildResult, error) {
+func measureReplay(ctx context.Context, storeDir string, replay func(*jetstream.Store) (events uint64, tickets int, err error)) (*ReplayResult, error) {
 	store, err := jetstream.Open(ctx, jetstream.Config{DataDir: storeDir})
 	if err != nil {
 		return nil, err
@@ -434,7 +431,7 @@ func measureReplay(ctx context.Context, storeDir string, replay func(*jetstream.
 	if err != nil {
 		return nil, err
 	}
-	return &RebuildResult{Events: int(events), Tickets: tickets, Seconds: elapsed.Seconds(),
+	return &ReplayResult{Events: int(events), Tickets: tickets, Seconds: elapsed.Seconds(),
 		EvPerSec: float64(events) / elapsed.Seconds(), PeakRSSBytes: rss, CPUSeconds: cpu}, nil
 }
 
