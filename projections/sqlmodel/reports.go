@@ -30,31 +30,17 @@ func (m *Model) TicketRecords(ctx context.Context, q reports.Query) ([]reports.R
 	where, wargs := periodFilter(d, "t.opened_at", q)
 	query += where
 	args = append(args, wargs...)
-	var out []reports.Record
-	err := m.Read(ctx, func(db *sql.DB) error {
-		rows, err := db.QueryContext(ctx, d.rebind(query), args...)
-		if err != nil {
+	return m.records(ctx, d.rebind(query), args, func(rows *sql.Rows, r *reports.Record, f *recordFields) error {
+		var agreement sql.NullString
+		var times [4]sql.NullFloat64
+		if err := rows.Scan(f.dest(&r.Status, &agreement, &times[0], &times[1], &times[2], &times[3])...); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var r reports.Record
-			var opened nullTime
-			var s [7]sql.NullString
-			var f [4]sql.NullFloat64
-			if err := rows.Scan(&r.TicketID, &opened, &s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &r.Status, &s[6], &f[0], &f[1], &f[2], &f[3]); err != nil {
-				return err
-			}
-			r.Period = opened.Time
-			r.Priority, r.TicketType, r.Team, r.Customer, r.SLA, r.Channel = s[0].String, s[1].String, s[2].String, s[3].String, s[4].String, s[5].String
-			r.Agreement = s[6].String
-			r.FirstResponseCalendar, r.FirstResponseBusiness = floatPtr(f[0]), floatPtr(f[1])
-			r.ResolutionCalendar, r.ResolutionBusiness = floatPtr(f[2]), floatPtr(f[3])
-			out = append(out, r)
-		}
-		return rows.Err()
+		r.Agreement = agreement.String
+		r.FirstResponseCalendar, r.FirstResponseBusiness = floatPtr(times[0]), floatPtr(times[1])
+		r.ResolutionCalendar, r.ResolutionBusiness = floatPtr(times[2]), floatPtr(times[3])
+		return nil
 	})
-	return out, err
 }
 
 // BreachRecords implements reports.Source: the missed deadlines in the query's period,
@@ -70,22 +56,48 @@ func (m *Model) BreachRecords(ctx context.Context, q reports.Query) ([]reports.R
 	FROM ` + from
 	where, args := periodFilter(d, "b.deadline", q)
 	query += where
+	return m.records(ctx, d.rebind(query), args, func(rows *sql.Rows, r *reports.Record, f *recordFields) error {
+		return rows.Scan(f.dest(&r.Status, &r.Kind)...)
+	})
+}
+
+// recordFields are the columns every report query starts with: the ticket ID, the
+// instant that places the record in a period, then the grouping fields, which may be
+// NULL.
+type recordFields struct {
+	ticketID string
+	period   nullTime
+	groups   [6]sql.NullString // priority, ticket type, team, customer, SLA, channel
+}
+
+// dest is the scan destinations of the common columns followed by rest.
+func (f *recordFields) dest(rest ...any) []any {
+	d := []any{&f.ticketID, &f.period}
+	for i := range f.groups {
+		d = append(d, &f.groups[i])
+	}
+	return append(d, rest...)
+}
+
+// records runs a report query; scan reads one row's columns (the common ones through
+// f.dest) into r.
+func (m *Model) records(ctx context.Context, query string, args []any, scan func(rows *sql.Rows, r *reports.Record, f *recordFields) error) ([]reports.Record, error) {
 	var out []reports.Record
 	err := m.Read(ctx, func(db *sql.DB) error {
-		rows, err := db.QueryContext(ctx, d.rebind(query), args...)
+		rows, err := db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var r reports.Record
-			var deadline nullTime
-			var s [6]sql.NullString
-			if err := rows.Scan(&r.TicketID, &deadline, &s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &r.Status, &r.Kind); err != nil {
+			var f recordFields
+			if err := scan(rows, &r, &f); err != nil {
 				return err
 			}
-			r.Period = deadline.Time
-			r.Priority, r.TicketType, r.Team, r.Customer, r.SLA, r.Channel = s[0].String, s[1].String, s[2].String, s[3].String, s[4].String, s[5].String
+			g := f.groups
+			r.TicketID, r.Period = f.ticketID, f.period.Time
+			r.Priority, r.TicketType, r.Team, r.Customer, r.SLA, r.Channel = g[0].String, g[1].String, g[2].String, g[3].String, g[4].String, g[5].String
 			out = append(out, r)
 		}
 		return rows.Err()
