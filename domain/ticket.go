@@ -63,11 +63,8 @@ func commandDigest(id string) [16]byte {
 
 // Version is the ticket version the command produced, if it was applied.
 func (a AppliedCommands) Version(commandID string) (uint64, bool) {
-	d := commandDigest(commandID)
-	for i := len(a) - 1; i >= 0; i-- {
-		if a[i].digest == d {
-			return a[i].version, true
-		}
+	if i := a.index(commandDigest(commandID)); i >= 0 {
+		return a[i].version, true
 	}
 	return 0, false
 }
@@ -75,13 +72,21 @@ func (a AppliedCommands) Version(commandID string) (uint64, bool) {
 // record notes that the command produced version v (the last of its events wins).
 func (a *AppliedCommands) record(commandID string, v uint64) {
 	d := commandDigest(commandID)
-	for i := len(*a) - 1; i >= 0; i-- {
-		if (*a)[i].digest == d {
-			(*a)[i].version = v
-			return
-		}
+	if i := a.index(d); i >= 0 {
+		(*a)[i].version = v
+		return
 	}
 	*a = append(*a, appliedCommand{digest: d, version: v})
+}
+
+// index is the position of the command with digest d, or -1; recent commands first.
+func (a AppliedCommands) index(d [16]byte) int {
+	for i := len(a) - 1; i >= 0; i-- {
+		if a[i].digest == d {
+			return i
+		}
+	}
+	return -1
 }
 
 // Exists reports whether the ticket has been created.
