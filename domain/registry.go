@@ -12,6 +12,7 @@ type Upcaster func(old json.RawMessage) (json.RawMessage, error)
 type Unmarshaler func(data []byte, v any) error
 
 type eventKind struct {
+	name      string // the type name, shared by every event decoded with it
 	version   int
 	decode    func(json.RawMessage, Unmarshaler) (Payload, error)
 	upcasters map[int]Upcaster // from version -> to version+1
@@ -24,6 +25,7 @@ var registry = map[string]*eventKind{}
 func register[T Payload](version int, upcasters map[int]Upcaster) {
 	var zero T
 	registry[zero.EventType()] = &eventKind{
+		name:    zero.EventType(),
 		version: version,
 		decode: func(data json.RawMessage, unmarshal Unmarshaler) (Payload, error) {
 			var v T
