@@ -62,7 +62,7 @@ func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]d
 	}
 	events := make([]domain.Event, len(recs))
 	for i, r := range recs {
-		if events[i], err = domain.DecodeEvent(r.Data); err != nil {
+		if events[i], err = domain.DecodeEventNoCopy(r.Data); err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
 	}

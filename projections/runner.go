@@ -54,7 +54,7 @@ func (r *Runner) Position() uint64 {
 
 // apply decodes and applies one live event.
 func (r *Runner) apply(rec eventstore.RecordedEvent) error {
-	e, err := domain.DecodeEvent(rec.Data)
+	e, err := domain.DecodeEventNoCopy(rec.Data)
 	if err != nil {
 		return fmt.Errorf("projection input at position %d: %w", rec.Position, err)
 	}
@@ -118,17 +118,33 @@ type decodeChunk struct {
 	done   chan struct{}
 }
 
+// chunkEvents recycles the decoded events of applied chunks: at 256 events of about
+// 250 bytes, a fresh slice per chunk was a large allocation every 256 events.
+var chunkEvents = sync.Pool{New: func() any { return new([catchUpChunk]domain.Event) }}
+
 func (c *decodeChunk) decode() {
 	defer close(c.done)
-	c.events = make([]domain.Event, len(c.recs))
+	c.events = chunkEvents.Get().(*[catchUpChunk]domain.Event)[:len(c.recs)]
 	for i, rec := range c.recs {
-		e, err := domain.DecodeEvent(rec.Data)
+		e, err := domain.DecodeEventNoCopy(rec.Data)
 		if err != nil {
 			c.err = fmt.Errorf("projection input at position %d: %w", rec.Position, err)
 			return
 		}
 		c.events[i] = e
 	}
+}
+
+// recycle hands the chunk's events back once they are applied; projections keep
+// copies of what they keep, never the slice.
+func (c *decodeChunk) recycle() {
+	if c.events == nil {
+		return
+	}
+	events := (*[catchUpChunk]domain.Event)(c.events[:catchUpChunk])
+	clear(events[:]) // nothing decoded stays reachable from the pool
+	chunkEvents.Put(events)
+	c.events = nil
 }
 
 // dataReader is a store that reads stored events in bulk, faster than Subscribe when
@@ -249,6 +265,7 @@ func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, or
 		if failed == nil {
 			failed = r.flush()
 		}
+		c.recycle()
 		if failed != nil {
 			cancel()
 			continue
@@ -304,7 +321,7 @@ func Replay(ctx context.Context, store eventstore.Store, fn func(e domain.Event,
 		return 0, err
 	}
 	err = store.Subscribe(ctx, 1, func(rec eventstore.RecordedEvent) error {
-		e, err := domain.DecodeEvent(rec.Data)
+		e, err := domain.DecodeEventNoCopy(rec.Data)
 		if err != nil {
 			return fmt.Errorf("replay at position %d: %w", rec.Position, err)
 		}

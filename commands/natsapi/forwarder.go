@@ -162,7 +162,7 @@ func (f *Forwarder) publish(ctx context.Context, rec eventstore.RecordedEvent) e
 	if rec.Stream == domain.APITokensStream {
 		return nil // credentials stay inside: not even their hashes are broadcast
 	}
-	e, err := domain.DecodeEvent(rec.Data)
+	e, err := domain.DecodeEventNoCopy(rec.Data)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ catchUp:
 			if rec.Position > m.seen {
 				break catchUp
 			}
-			e, err := domain.DecodeEvent(rec.Data)
+			e, err := domain.DecodeEventNoCopy(rec.Data)
 			if err != nil {
 				return "", fmt.Errorf("sqlmodel: rebuild at position %d: %w", rec.Position, err)
 			}
