@@ -1,15 +1,19 @@
 package domain
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+	"unsafe"
+)
 
 // parseEnvelope reads the stored form exactly as appendEnvelope writes it: the keys in
 // that order, no spaces, strings without escapes. It is what replay spends most of its
-// decoding on, so it reads in one pass, allocates only the strings (Type is the
-// registry's own) and leaves Data as a slice of b. Anything else, valid JSON or not, is
-// not its case: it returns false and the caller decodes with a general JSON decoder,
-// which gives the same Event whenever parseEnvelope also succeeds (envelope_test.go).
-func parseEnvelope(b []byte, e *Event) bool {
-	r := envelopeReader{b: b}
+// decoding on, so it reads in one pass and leaves Data as a slice of b; Type is the
+// registry's own string, and the others are copies of b's bytes, or, with view, views
+// of them that allocate nothing. Anything else, valid JSON or not, is not its case: it
+// returns false and the caller decodes with a general JSON decoder, which gives the
+// same Event whenever parseEnvelope also succeeds (envelope_decode_test.go).
+func parseEnvelope(b []byte, e *Event, view bool) bool {
+	r := envelopeReader{b: b, view: view}
 	var ok bool
 	if !r.key(`{"id":`) {
 		return false
@@ -87,8 +91,9 @@ func parseEnvelope(b []byte, e *Event) bool {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 type envelopeReader struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	view bool // strings share b's memory
 }
 
 // key consumes k if the input continues with it.
@@ -129,6 +134,11 @@ func (r *envelopeReader) bytes() ([]byte, bool) {
 
 func (r *envelopeReader) str() (string, bool) {
 	s, ok := r.bytes()
+	if r.view && len(s) > 0 {
+		// b is immutable from here on (DecodeEventNoCopy's contract), so a string may
+		// share its memory.
+		return unsafe.String(&s[0], len(s)), ok
+	}
 	return string(s), ok
 }
 

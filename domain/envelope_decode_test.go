@@ -32,12 +32,13 @@ func checkDecoding(t *testing.T, b []byte) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoding %q:\n got  %+v\n want %+v", b, got, want)
 	}
-	copied, err := domain.DecodeEvent(b)
+	input := bytes.Clone(b)
+	copied, err := domain.DecodeEvent(input)
+	for i := range input {
+		input[i] = 'x' // DecodeEvent's event shares nothing with its input
+	}
 	if err != nil || !reflect.DeepEqual(copied, want) {
 		t.Fatalf("DecodeEvent of %q = %+v, %v; want %+v", b, copied, err, want)
-	}
-	if len(copied.Data) > 0 && &copied.Data[0] == &got.Data[0] {
-		t.Fatalf("DecodeEvent's data shares the input's bytes")
 	}
 }
 
@@ -66,7 +67,7 @@ func storedForms(t *testing.T) [][]byte {
 func TestDecodeEventFastPath(t *testing.T) {
 	for _, b := range storedForms(t) {
 		var e domain.Event
-		if !domain.ParseEnvelope(b, &e) {
+		if !domain.ParseEnvelope(b, &e, true) {
 			t.Fatalf("a stored envelope did not take the fast path: %q", b)
 		}
 		checkDecoding(t, b)

@@ -99,6 +99,7 @@ func (m *Automation) Apply(e domain.Event, pos uint64) error {
 		if _, ok := e.Payload.(domain.TicketCreated); !ok {
 			return nil
 		}
+		id = strings.Clone(id) // kept for good: not a view of the event's buffer
 		t = &autoTicket{id: id}
 		m.tickets[id] = t
 		m.order = append(m.order, t)

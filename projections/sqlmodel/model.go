@@ -415,6 +415,7 @@ func (m *Model) fold(e domain.Event, pos uint64, write bool) {
 		if _, ok := e.Payload.(domain.TicketCreated); !ok {
 			return
 		}
+		id = strings.Clone(id) // kept for good: not a view of the event's buffer
 		en = &entry{id: id, createdAt: pos, cycle: 1}
 		m.tickets[id] = en
 	}
