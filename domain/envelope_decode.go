@@ -115,7 +115,11 @@ func (r *envelopeReader) bytes() ([]byte, bool) {
 	start := r.i + 1
 	ascii := true
 	for i := start; i < len(r.b); i++ {
-		switch c := r.b[i]; {
+		c := r.b[i]
+		if plainASCII[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			s := r.b[start:i]
 			if !ascii && !utf8.Valid(s) {
@@ -125,12 +129,21 @@ func (r *envelopeReader) bytes() ([]byte, bool) {
 			return s, true
 		case c == '\\' || c < ' ':
 			return nil, false
-		case c >= utf8.RuneSelf:
+		default:
 			ascii = false
 		}
 	}
 	return nil, false
 }
+
+// plainASCII marks the bytes a JSON string holds as they are: printable ASCII but the
+// quote and the backslash. One lookup a byte is what reading a string costs.
+var plainASCII = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (r *envelopeReader) str() (string, bool) {
 	s, ok := r.bytes()
