@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ticketcore/ticketcore/domain"
 )
 
@@ -45,6 +47,7 @@ type SplitLink struct {
 // so memory grows with the number of tickets, not with the text they hold.
 type TicketState struct {
 	withThread bool
+	indexKey   uuid.UUID // the ID's bytes, for ticketIndex
 
 	ID                  string
 	Number              string

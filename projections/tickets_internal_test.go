@@ -2,8 +2,11 @@ package projections
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ticketcore/ticketcore/domain"
 )
 
 func TestParseUUID(t *testing.T) {
@@ -29,5 +32,60 @@ func TestTicketIndex(t *testing.T) {
 	x.put("t1", b)
 	if x.get("0b9f6c1e-2d3a-4e7b-9c0d-1a2b3c4d5e6f") != a || x.get("t1") != b || x.get("0B9F6C1E-2D3A-4E7B-9C0D-1A2B3C4D5E6F") != nil || x.get("t2") != nil {
 		t.Fatal("ticketIndex lost or confused a ticket")
+	}
+}
+
+// TestTicketsByNumber finds tickets by number before the index exists, and after, for
+// tickets created once it was built.
+func TestTicketsByNumber(t *testing.T) {
+	m := NewTickets()
+	pos := uint64(0)
+	create := func(id, number string) {
+		t.Helper()
+		pos++
+		e := domain.Event{Type: "ticket.created", Stream: domain.TicketStream(id), Sequence: 1, OccurredAt: time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC),
+			Payload: domain.TicketCreated{TicketID: id, Number: number, TicketFieldsData: domain.TicketFieldsData{Subject: "s", RaisedBy: "a@example.com"}}}
+		if err := m.Apply(e, pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("0b9f6c1e-2d3a-4e7b-9c0d-1a2b3c4d5e6f", "TKT-2026-000001")
+	create("t2", "TKT-2026-000002")
+	at := time.Date(2026, 1, 6, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ key, id string }{
+		{"TKT-2026-000001", "0b9f6c1e-2d3a-4e7b-9c0d-1a2b3c4d5e6f"}, {"TKT-2026-000002", "t2"}, {"t2", "t2"},
+	} {
+		if v, ok := m.Get(c.key, at); !ok || v.ID != c.id {
+			t.Fatalf("Get(%q) = %q, %v; want %q", c.key, v.ID, ok, c.id)
+		}
+	}
+	create("t3", "TKT-2026-000003") // after the index was built
+	if v, ok := m.Get("TKT-2026-000003", at); !ok || v.ID != "t3" {
+		t.Fatalf("Get of a ticket created after the index = %q, %v", v.ID, ok)
+	}
+	if _, ok := m.Get("TKT-2026-000004", at); ok {
+		t.Fatal("found a ticket that does not exist")
+	}
+	m.Reset()
+	if _, ok := m.Get("TKT-2026-000001", at); ok {
+		t.Fatal("found a ticket after Reset")
+	}
+}
+
+// TestTicketIndexCollision keeps two tickets whose UUIDs fold to the same key apart.
+func TestTicketIndexCollision(t *testing.T) {
+	a := "00000000-0000-0000-0000-000000000001"
+	b := "00000000-0000-0001-0000-000000000000" // same fold: the halves are swapped
+	ua, _ := parseUUID(a)
+	ub, _ := parseUUID(b)
+	if foldUUID(ua) != foldUUID(ub) {
+		t.Fatal("the test's UUIDs do not collide")
+	}
+	var x ticketIndex
+	ta, tb := &TicketState{}, &TicketState{}
+	x.put(a, ta)
+	x.put(b, tb)
+	if x.get(a) != ta || x.get(b) != tb {
+		t.Fatal("colliding UUIDs were confused")
 	}
 }
