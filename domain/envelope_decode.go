@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -14,81 +15,20 @@ import (
 // same Event whenever parseEnvelope also succeeds (envelope_decode_test.go).
 func parseEnvelope(b []byte, e *Event, view bool) bool {
 	r := envelopeReader{b: b, view: view}
-	var ok bool
-	if !r.key(`{"id":`) {
-		return false
-	}
-	if e.ID, ok = r.str(); !ok || !r.key(`,"type":`) {
-		return false
-	}
-	typ, ok := r.bytes()
-	if !ok {
-		return false
-	}
-	if k, known := registry[string(typ)]; known {
-		e.Type = k.name
-	} else {
-		e.Type = string(typ)
-	}
-	if !r.key(`,"schema_version":`) {
-		return false
-	}
-	v, ok := r.uint()
-	if !ok || v > 1<<31-1 {
-		return false
-	}
-	e.SchemaVersion = int(v)
-	if !r.key(`,"stream":`) {
-		return false
-	}
-	if e.Stream, ok = r.str(); !ok || !r.key(`,"sequence":`) {
-		return false
-	}
-	if e.Sequence, ok = r.uint(); !ok || !r.key(`,"occurred_at":`) {
-		return false
-	}
-	at, ok := r.bytes()
-	if !ok || e.OccurredAt.UnmarshalText(at) != nil || !r.key(`,"actor":`) {
-		return false
-	}
-	if e.Actor, ok = r.str(); !ok {
-		return false
-	}
-	for _, f := range []struct {
-		key string
-		dst *string
-	}{{`,"command_id":`, &e.CommandID}, {`,"correlation_id":`, &e.CorrelationID}, {`,"causation_id":`, &e.CausationID}} {
-		if r.key(f.key) {
-			// An empty value is omitted when written: one that is present is not the
-			// stored form.
-			if *f.dst, ok = r.str(); !ok || *f.dst == "" {
-				return false
-			}
-		}
-	}
-	if !r.key(`,"prev_hash":`) {
-		return false
-	}
-	if e.PrevHash, ok = r.str(); !ok || !r.key(`,"hash":`) {
-		return false
-	}
-	if e.Hash, ok = r.str(); !ok || !r.key(`,"data":`) {
-		return false
-	}
-	// Data is the rest but the closing brace. Whether it is one valid JSON value is
-	// left to the payload's decoder, which reads all of it.
-	if len(b)-r.i < 2 || b[len(b)-1] != '}' {
-		return false
-	}
-	data := b[r.i : len(b)-1 : len(b)-1]
-	if isSpace(data[0]) || isSpace(data[len(data)-1]) { // not part of the value
-		return false
-	}
-	e.Data = data
-	return true
+	return r.key(`{"id":`) && r.str(&e.ID) &&
+		r.key(`,"type":`) && r.eventType(&e.Type) &&
+		r.key(`,"schema_version":`) && r.version(&e.SchemaVersion) &&
+		r.key(`,"stream":`) && r.str(&e.Stream) &&
+		r.key(`,"sequence":`) && r.uint(&e.Sequence) &&
+		r.key(`,"occurred_at":`) && r.time(e) &&
+		r.key(`,"actor":`) && r.str(&e.Actor) &&
+		r.omitEmpty(`,"command_id":`, &e.CommandID) &&
+		r.omitEmpty(`,"correlation_id":`, &e.CorrelationID) &&
+		r.omitEmpty(`,"causation_id":`, &e.CausationID) &&
+		r.key(`,"prev_hash":`) && r.str(&e.PrevHash) &&
+		r.key(`,"hash":`) && r.str(&e.Hash) &&
+		r.key(`,"data":`) && r.data(&e.Data)
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 type envelopeReader struct {
 	b    []byte
@@ -145,34 +85,94 @@ var plainASCII = func() (t [256]bool) {
 	return t
 }()
 
-func (r *envelopeReader) str() (string, bool) {
+func (r *envelopeReader) str(dst *string) bool {
 	s, ok := r.bytes()
-	if r.view && len(s) > 0 {
+	switch {
+	case !ok:
+		return false
+	case r.view && len(s) > 0:
 		// b is immutable from here on (DecodeEventNoCopy's contract), so a string may
 		// share its memory.
-		return unsafe.String(&s[0], len(s)), ok
+		*dst = unsafe.String(&s[0], len(s))
+	default:
+		*dst = string(s)
 	}
-	return string(s), ok
+	return true
+}
+
+// omitEmpty reads a string field the encoder leaves out when empty: absent is "", and
+// present but empty is not the stored form.
+func (r *envelopeReader) omitEmpty(key string, dst *string) bool {
+	if !r.key(key) {
+		return true
+	}
+	return r.str(dst) && *dst != ""
+}
+
+// eventType reads the type as the registry's own string, which costs no allocation.
+func (r *envelopeReader) eventType(dst *string) bool {
+	s, ok := r.bytes()
+	if !ok {
+		return false
+	}
+	if k, known := registry[string(s)]; known {
+		*dst = k.name
+	} else {
+		*dst = string(s)
+	}
+	return true
+}
+
+func (r *envelopeReader) version(dst *int) bool {
+	var v uint64
+	if !r.uint(&v) || v > 1<<31-1 {
+		return false
+	}
+	*dst = int(v)
+	return true
 }
 
 // uint reads a non-negative integer without sign, fraction or exponent, and refuses
 // the leading zeros JSON does not allow.
-func (r *envelopeReader) uint() (uint64, bool) {
+func (r *envelopeReader) uint(dst *uint64) bool {
 	end := r.i
 	for end < len(r.b) && r.b[end] >= '0' && r.b[end] <= '9' {
 		end++
 	}
 	digits := r.b[r.i:end]
 	if len(digits) == 0 || len(digits) > 1 && digits[0] == '0' {
-		return 0, false
+		return false
 	}
 	if len(digits) > 19 { // 19 digits cannot overflow; longer numbers are left to the decoder
-		return 0, false
+		return false
 	}
 	var n uint64
 	for _, d := range digits {
 		n = n*10 + uint64(d-'0')
 	}
 	r.i = end
-	return n, true
+	*dst = n
+	return true
 }
+
+// time reads occurred_at with the parser encoding/json and go-json use for time.Time.
+func (r *envelopeReader) time(e *Event) bool {
+	at, ok := r.bytes()
+	return ok && e.OccurredAt.UnmarshalText(at) == nil
+}
+
+// data takes the rest but the closing brace. Whether it is one valid JSON value is left
+// to the payload's decoder, which reads all of it.
+func (r *envelopeReader) data(dst *json.RawMessage) bool {
+	if len(r.b)-r.i < 2 || r.b[len(r.b)-1] != '}' {
+		return false
+	}
+	data := r.b[r.i : len(r.b)-1 : len(r.b)-1]
+	if isSpace(data[0]) || isSpace(data[len(data)-1]) { // not part of the value
+		return false
+	}
+	*dst = data
+	return true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

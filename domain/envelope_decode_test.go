@@ -147,3 +147,32 @@ func FuzzDecodeEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecoding(t, b) })
 }
+
+// BenchmarkDecodeEvent is the decoding of one typical stored event (a reply), the way
+// replay does it and the general way, for comparison.
+func BenchmarkDecodeEvent(b *testing.B) {
+	payloads, meta := benchmarkReply(b)
+	events, err := domain.NewEvents(domain.TicketStream(ticketID), 4, strings.Repeat("ab", 32), meta,
+		func(int) string { return "a37152c6-a1a4-5cce-a828-471bac6cdf96" }, payloads)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stored := events[0].Encoded
+	for _, c := range []struct {
+		name   string
+		decode func([]byte) (domain.Event, error)
+	}{
+		{"no-copy", domain.DecodeEventNoCopy},
+		{"copy", domain.DecodeEvent},
+		{"go-json", func(b []byte) (domain.Event, error) { return domain.DecodeEventWith(b, gojson.Unmarshal) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.decode(stored); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
