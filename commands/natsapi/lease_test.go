@@ -5,12 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ticketcore/ticketcore/commands/natsapi"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream/jstest"
@@ -76,8 +78,8 @@ func (tl *leaseTimeline) waitHolder(t *testing.T, not string, within time.Durati
 
 // TestLeaseOneHolderAtATime runs three contenders for one lease (TTL 1 s), each on
 // its own connection as three processes would. Promise: the work runs in at most one
-// of them at any time; a holder that stops cleanly hands over at once (the key is
-// deleted); a holder cut off from NATS stops its work at its deadline, before the key
+// of them at any time; a holder that stops cleanly deletes the key, so another takes
+// over without waiting for it to expire; a holder cut off from NATS stops its work at its deadline, before the key
 // expires, and another takes over after the expiry, within TTL plus a retry period.
 func TestLeaseOneHolderAtATime(t *testing.T) {
 	srv := jstest.StartServer(t, "", nil)
@@ -121,10 +123,40 @@ func TestLeaseOneHolderAtATime(t *testing.T) {
 		t.Fatalf("holder changed from %s to %q while it kept refreshing", first, h)
 	}
 
-	// A clean stop releases the key: the next holder starts within a retry period.
+	// A clean stop releases the key: it is deleted, so the next holder does not wait
+	// for it to expire, and starts within a retry period (200 ms; the bound leaves
+	// room for a loaded machine). The watch shows the deletion whatever the timing.
+	js, err := jetstream.New(contenders[first].nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), natsapi.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := kv.Watch(t.Context(), "test-work", jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Stop()
 	contenders[first].stop()
 	<-contenders[first].done
-	second, handover := tl.waitHolder(t, first, ttl)
+	for deleted := false; !deleted; {
+		select {
+		case u := <-watch.Updates():
+			switch {
+			case u == nil:
+				t.Fatal("the watch of the lease key ended")
+			case u.Operation() == jetstream.KeyValueDelete:
+				deleted = true
+			case !strings.Contains(string(u.Value()), `"owner":"`+first+`"`):
+				t.Fatalf("the lease key was written (%s) before %s deleted it", u.Value(), first)
+			} // else a last refresh of the holder's, sent before it stopped
+		case <-time.After(5 * time.Second):
+			t.Fatal("a clean stop did not delete the lease key")
+		}
+	}
+	second, handover := tl.waitHolder(t, first, 3*ttl)
 	t.Logf("clean stop of %s: %s took over after %v", first, second, handover.Round(time.Millisecond))
 
 	// Cut the holder off NATS: it cannot refresh, stops at its deadline, and another
