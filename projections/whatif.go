@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"strings"
 	"time"
 
 	"github.com/ticketcore/ticketcore/domain"
@@ -95,7 +96,7 @@ func (w *WhatIf) Apply(e domain.Event) {
 			return
 		}
 		p = &whatIfPair{}
-		w.tickets[id] = p
+		w.tickets[strings.Clone(id)] = p // not a view of the event's buffer (DecodeEventNoCopy)
 		w.order = append(w.order, p)
 	}
 	if p.done || e.OccurredAt.After(w.at) {
