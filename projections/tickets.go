@@ -152,7 +152,7 @@ func (x *ticketIndex) put(id string, t *TicketState) {
 	if x.others == nil {
 		x.others = make(map[string]*TicketState)
 	}
-	x.others[id] = t
+	x.others[strings.Clone(id)] = t // not a view of the event's buffer (DecodeEventNoCopy)
 }
 
 // parseUUID accepts only the canonical form (36 characters, lower-case hex), so that
