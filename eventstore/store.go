@@ -35,11 +35,13 @@ type EventData struct {
 
 // RecordedEvent is an event as stored.
 type RecordedEvent struct {
-	Stream     string
-	Revision   Revision // the stream's revision once this event is stored
-	Position   uint64   // global position, strictly increasing across all streams, from 1
-	ID         string
-	Type       string
+	Stream   string
+	Revision Revision // the stream's revision once this event is stored
+	Position uint64   // global position, strictly increasing across all streams, from 1
+	ID       string
+	Type     string
+	// Data is the reader's: a store never writes into it once it has handed it over,
+	// so that decoding may keep views of it (domain.DecodeEventNoCopy).
 	Data       []byte
 	RecordedAt time.Time
 }
