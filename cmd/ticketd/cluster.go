@@ -18,6 +18,7 @@ import (
 
 	"github.com/ticketcore/ticketcore/commands/natsapi"
 	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/email"
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
 	"github.com/ticketcore/ticketcore/projections"
@@ -53,7 +54,7 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 		ttl = d
 	}
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", ttl,
-		"with --nats-url, how long the lease of a singleton (integration forwarder, shared SQL writer) outlives its holder; the same in every process (env TICKETD_LEASE_TTL)")
+		"with --nats-url, how long the lease of a singleton (integration forwarder, email outbox, shared SQL writer) outlives its holder; the same in every process (env TICKETD_LEASE_TTL)")
 	fs.Func("nats-max-store", "cap of the embedded NATS server's JetStream storage in bytes (suffix K, M, G: 1024-based); default 75% of the free disk space at start (env TICKETD_NATS_MAX_STORE)",
 		func(s string) error {
 			n, err := parseBytes(s)
@@ -151,7 +152,10 @@ func (noProjection) Position() uint64                 { return ^uint64(0) }
 func (noProjection) Reset()                           {}
 
 // Lease keys.
-const forwarderLease = "integration-forwarder"
+const (
+	forwarderLease = "integration-forwarder"
+	outboxLease    = "email-outbox"
+)
 
 // sqlLeaseKey names the lease of one SQL read model: processes writing the same
 // database (same driver, URL and schema, as configured) share it.
@@ -161,13 +165,14 @@ func sqlLeaseKey(c sqlConfig) string {
 }
 
 // startSingletons starts the work one process of a deployment does at a time: the
-// integration event forwarder and, when it is shared, the SQL read model's writer.
+// integration event forwarder, the email outbox when there is one (nil: none), and,
+// when it is shared, the SQL read model's writer.
 // With the embedded server (one process per data folder) they simply run; with
 // --nats-url each runs while this process holds its lease in the KV bucket
 // ticketcore_leases, and stops when the lease is lost. The returned function stops
 // them and waits (a few seconds at most) until they have saved their checkpoints and
 // released their leases, so that another process takes over at once.
-func startSingletons(ctx, runCtx context.Context, cfg config, events eventstore.Store, store *jetstream.Store, log *slog.Logger) (stop func(), err error) {
+func startSingletons(ctx, runCtx context.Context, cfg config, events eventstore.Store, store *jetstream.Store, outbox *email.Outbox, log *slog.Logger) (stop func(), err error) {
 	forwarder, err := natsapi.NewForwarder(ctx, events, store.Conn(), log, natsapi.Replicas(cfg.cluster.replicas))
 	if err != nil {
 		return nil, err
@@ -188,6 +193,11 @@ func startSingletons(ctx, runCtx context.Context, cfg config, events eventstore.
 		work  func(context.Context)
 	}
 	jobs := []job{{forwarderLease, runForwarder}}
+	if outbox != nil {
+		jobs = append(jobs, job{outboxLease, func(ctx context.Context) {
+			keepRunning(ctx, "email outbox", outbox.Run, log)
+		}})
+	}
 	if runSQL != nil {
 		jobs = append(jobs, job{sqlLeaseKey(cfg.sql), runSQL})
 	}

@@ -135,18 +135,41 @@ func (s *emailService) Reset() {
 	}
 }
 
-// start opens the listeners and starts the poller and the outbox; stopAndWait ends
-// them.
+// attachmentStore is where the channel keeps attachments, in the data folder.
+func (s *emailService) attachmentStore() (*email.AttachmentStore, error) {
+	dir, err := filepath.Abs(filepath.Join(s.dataDir, "attachments"))
+	if err != nil {
+		return nil, err
+	}
+	return &email.AttachmentStore{Dir: dir}, nil
+}
+
+// outbox returns the sender of outbound mail, nil without a relay. It runs as a
+// singleton (cluster.go): of several processes on one NATS, one at a time sends, so
+// that a reply is not mailed once per process.
+func (s *emailService) outbox(runner *projections.Runner) (*email.Outbox, error) {
+	if s.index == nil || s.cfg.relay.addr == "" {
+		return nil, nil
+	}
+	store, err := s.attachmentStore()
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("outbound mail through the relay", "relay", s.cfg.relay.addr, "security", s.cfg.relay.security)
+	return &email.Outbox{Handler: s.h, Index: s.index, Accounts: s.h.Catalogues(), Attachments: store,
+		Relays: namedRelays(s.cfg.relay, s.cfg.hostname), WaitFor: runner.WaitFor, MaxAge: s.cfg.outboxMaxAge, Log: s.log}, nil
+}
+
+// start opens the listeners and starts the poller; stopAndWait ends them.
 func (s *emailService) start(ctx context.Context, runner *projections.Runner) error {
 	if s.index == nil {
 		return nil
 	}
 	ctx, s.stop = context.WithCancel(ctx)
-	dir, err := filepath.Abs(filepath.Join(s.dataDir, "attachments"))
+	store, err := s.attachmentStore()
 	if err != nil {
 		return err
 	}
-	store := &email.AttachmentStore{Dir: dir}
 	in := &email.Ingester{Handler: s.h, Index: s.index, Accounts: s.h.Catalogues(), Attachments: store, WaitFor: runner.WaitFor,
 		AutoReplyLimit: s.cfg.autoReplyLimit, Log: s.log}
 	if s.cfg.autoReplyLimit == 0 {
@@ -177,12 +200,6 @@ func (s *emailService) start(ctx context.Context, runner *projections.Runner) er
 		p := &email.Poller{Ingester: in, Accounts: s.h.Catalogues(), Interval: s.cfg.imapPoll, MaxMessageBytes: s.cfg.maxSize, Log: s.log}
 		s.log.Info("polling the IMAP mailboxes of the email accounts", "interval", s.cfg.imapPoll)
 		s.goRun(func() { p.Run(ctx) })
-	}
-	if s.cfg.relay.addr != "" {
-		o := &email.Outbox{Handler: s.h, Index: s.index, Accounts: s.h.Catalogues(), Attachments: store,
-			Relays: namedRelays(s.cfg.relay, s.cfg.hostname), WaitFor: runner.WaitFor, MaxAge: s.cfg.outboxMaxAge, Log: s.log}
-		s.log.Info("outbound mail through the relay", "relay", s.cfg.relay.addr, "security", s.cfg.relay.security)
-		s.goRun(func() { o.Run(ctx) })
 	}
 	return nil
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/ticketcore/ticketcore/eventstore/jetstream/jstest"
 )
 
 // captureRelay is an SMTP relay on loopback that keeps what it is given.
@@ -70,10 +72,9 @@ func (l *lockedBuffer) logAddr(msg string) string {
 	return ""
 }
 
-// TestTicketdEmail: ticketd with --smtp and --smtp-relay: an email account created
-// over the API, a real email to the SMTP listener opens a ticket, and the
-// acknowledgement with the ticket number reaches the relay.
-func TestTicketdEmail(t *testing.T) {
+// startRelay serves a capture relay on loopback until the test ends.
+func startRelay(t *testing.T) (*captureRelay, string) {
+	t.Helper()
 	relay := &captureRelay{}
 	rs := smtp.NewServer(relay)
 	rs.Domain = "relay.test"
@@ -82,36 +83,67 @@ func TestTicketdEmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	go rs.Serve(rln)
-	defer rs.Close()
+	t.Cleanup(func() { rs.Close() })
+	return relay, rln.Addr().String()
+}
 
-	dir := t.TempDir()
-	cfg, err := parseConfig([]string{"--data", filepath.Join(dir, "data"), "--http", "127.0.0.1:0",
-		"--smtp", "127.0.0.1:0", "--smtp-relay", rln.Addr().String(), "--smtp-relay-security", "none", "--smtp-hostname", "ticketd.test"})
+// inProcess is ticketd run in the test's process, with its logs (JSON) at hand.
+type inProcess struct {
+	logs           *lockedBuffer
+	httpAddr, smtp string
+	cancel         context.CancelFunc
+	done           chan error
+	stopped        bool
+}
+
+// startInProcess runs ticketd with args (an --http and --smtp on 127.0.0.1:0 among
+// them) until stop or the end of the test, once it has logged both addresses.
+func startInProcess(t *testing.T, args ...string) *inProcess {
+	t.Helper()
+	cfg, err := parseConfig(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	p := &inProcess{logs: &lockedBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil))) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ticketd: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("ticketd did not stop")
-		}
-	}()
-	var httpAddr, smtpAddr string
-	for deadline := time.Now().Add(20 * time.Second); httpAddr == "" || smtpAddr == ""; time.Sleep(20 * time.Millisecond) {
-		httpAddr, smtpAddr = logs.logAddr("HTTP API listening"), logs.logAddr("SMTP listening for inbound mail")
+	p.cancel = cancel
+	go func() { p.done <- run(ctx, cfg, slog.New(slog.NewJSONHandler(p.logs, nil))) }()
+	t.Cleanup(func() { p.stop(t) })
+	for deadline := time.Now().Add(20 * time.Second); p.httpAddr == "" || p.smtp == ""; time.Sleep(20 * time.Millisecond) {
+		p.httpAddr, p.smtp = p.logs.logAddr("HTTP API listening"), p.logs.logAddr("SMTP listening for inbound mail")
 		if time.Now().After(deadline) {
-			t.Fatalf("ticketd did not log its addresses (http %q, smtp %q)", httpAddr, smtpAddr)
+			t.Fatalf("ticketd did not log its addresses (http %q, smtp %q)", p.httpAddr, p.smtp)
 		}
 	}
+	return p
+}
+
+// stop ends the process and checks that it stopped cleanly.
+func (p *inProcess) stop(t *testing.T) {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.cancel()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("ticketd: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("ticketd did not stop")
+	}
+}
+
+// TestTicketdEmail: ticketd with --smtp and --smtp-relay: an email account created
+// over the API, a real email to the SMTP listener opens a ticket, and the
+// acknowledgement with the ticket number reaches the relay.
+func TestTicketdEmail(t *testing.T) {
+	relay, relayAddr := startRelay(t)
+	dir := t.TempDir()
+	p := startInProcess(t, "--data", filepath.Join(dir, "data"), "--http", "127.0.0.1:0",
+		"--smtp", "127.0.0.1:0", "--smtp-relay", relayAddr, "--smtp-relay-security", "none", "--smtp-hostname", "ticketd.test")
+	httpAddr, smtpAddr := p.httpAddr, p.smtp
 	token, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,4 +200,109 @@ func TestTicketdEmail(t *testing.T) {
 	if code, body := api("GET", "/v1/email-accounts", ""); code != 200 || !bytes.Contains(body, []byte(`"address": "support@example.com"`)) {
 		t.Fatalf("list accounts: %d %s", code, fmt.Sprint(string(body)))
 	}
+}
+
+// loggedWith reports whether a record with message msg and attribute key = value was
+// logged.
+func (l *lockedBuffer) loggedWith(msg, key, value string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg && rec[key] == value {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOutboxOneProcessAtATime: two processes on one NATS server, both with
+// --smtp-relay. Each acknowledgement reaches the relay once, sent by the holder of the
+// outbox's lease; when the holder stops, the other process takes the sending over.
+func TestOutboxOneProcessAtATime(t *testing.T) {
+	srv := jstest.StartServer(t, "", nil)
+	relay, relayAddr := startRelay(t)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	procs := make([]*inProcess, len(dirs))
+	for i, dir := range dirs {
+		procs[i] = startInProcess(t, "--data", dir, "--http", "127.0.0.1:0", "--nats-url", srv.ClientURL(), "--lease-ttl", "2s",
+			"--smtp", "127.0.0.1:0", "--smtp-relay", relayAddr, "--smtp-relay-security", "none", "--smtp-hostname", "ticketd.test")
+	}
+	token, err := os.ReadFile(filepath.Join(dirs[0], "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", "http://"+procs[0].httpAddr+"/v1/email-accounts/support@example.com", strings.NewReader(`{"name": "Support"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("create the email account: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	sent := 0
+	mail := func(p *inProcess, n int) {
+		t.Helper()
+		for range n {
+			sent++
+			// A customer each: automatic replies to one address are rate-limited.
+			from := fmt.Sprintf("customer%d@customer.example", sent)
+			msg := fmt.Sprintf("From: <%s>\r\nTo: support@example.com\r\nSubject: Printer %d\r\n"+
+				"Message-ID: <outbox-%d@customer.example>\r\n\r\nSmoke.\r\n", from, sent, sent)
+			// The account reaches each process's catalogue through the events: a
+			// process that has not seen it yet refuses the recipient, for a moment.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				err := netsmtp.SendMail(p.smtp, nil, from, []string{"support@example.com"}, []byte(msg))
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// acks waits until the relay has want acknowledgements, checks that no more come
+	// and that each is for a ticket of its own.
+	acks := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); len(relay.messages()) < want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d acknowledgements reached the relay, want %d", len(relay.messages()), want)
+			}
+		}
+		time.Sleep(time.Second) // a second sender would have sent by now
+		numbers := map[string]bool{}
+		for _, m := range relay.messages() {
+			numbers[string(regexp.MustCompile(`TKT-\d{4}-\d{6}`).Find(m))] = true
+		}
+		if got := relay.messages(); len(got) != want || len(numbers) != want {
+			t.Fatalf("the relay got %d messages for %d tickets, want %d of each: sent by more than one process", len(got), len(numbers), want)
+		}
+	}
+	holder := func() int {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for i, p := range procs {
+				if !p.stopped && p.logs.loggedWith("lease acquired; starting the work", "lease", outboxLease) {
+					return i
+				}
+			}
+		}
+		t.Fatal("no process took the outbox's lease")
+		return -1
+	}
+
+	first := holder()
+	other := 1 - first
+	mail(procs[other], 3)
+	acks(3)
+
+	procs[first].stop(t) // releases the lease
+	if holder() != other {
+		t.Fatal("the outbox's lease did not move to the other process")
+	}
+	mail(procs[other], 2)
+	acks(5)
 }

@@ -158,8 +158,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	startReadModelRebuild(runCtx, cfg.sql, readModel, events, log)
 	go h.RunScheduler(runCtx, tickets, time.Second, cfg.slaWarning)
 	go commands.NewAutomation(h, automation).Run(runCtx, time.Second)
-	// The integration event forwarder and a shared SQL model's writer: one process at a time (cluster.go).
-	stopSingletons, err := startSingletons(ctx, runCtx, cfg, events, store, log)
+	// The integration event forwarder, the email outbox and a shared SQL model's
+	// writer: one process at a time (cluster.go).
+	outbox, err := mail.outbox(runner)
+	if err != nil {
+		return err
+	}
+	stopSingletons, err := startSingletons(ctx, runCtx, cfg, events, store, outbox, log)
 	if err != nil {
 		return err
 	}
