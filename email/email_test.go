@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	netsmtp "net/smtp"
@@ -681,6 +682,70 @@ func TestLMTP(t *testing.T) {
 	rec := payloadOf[domain.EmailReceived](t, hs.events(hs.ticketOf("lmtp-1@customer.example")))
 	if len(rec) != 1 || rec[0].Via != "lmtp" {
 		t.Fatalf("email.received %+v", rec)
+	}
+}
+
+// TestSMTPStartTLS: with a certificate the listener offers STARTTLS and stores mail
+// received over it; with RequireTLS it refuses a transaction before STARTTLS (530) and
+// stores nothing; without a certificate it offers no STARTTLS.
+func TestSMTPStartTLS(t *testing.T) {
+	serverTLS, clientTLS := selfSignedTLS(t)
+	dial := func(hs *harness) *smtp.Client {
+		t.Helper()
+		c, err := smtp.Dial(hs.smtpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Hello("mta.test"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	deliver := func(c *smtp.Client, id string) error {
+		if err := c.Mail(alice, nil); err != nil {
+			return err
+		}
+		if err := c.Rcpt(support, nil); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte(newMail(alice, id, "Over TLS", "hello"))); err != nil {
+			return err
+		}
+		return w.Close()
+	}
+
+	hs := newHarness(t, harnessOptions{serverTLS: serverTLS, requireTLS: true})
+	c := dial(hs)
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		t.Fatal("STARTTLS not offered with a certificate")
+	}
+	var se *smtp.SMTPError
+	if err := c.Mail(alice, nil); !errors.As(err, &se) || se.Code != 530 {
+		t.Fatalf("MAIL before STARTTLS, TLS required: %v", err)
+	}
+	secure, err := smtp.DialStartTLS(hs.smtpAddr, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secure.Close()
+	if err := deliver(secure, "tls-1@customer.example"); err != nil {
+		t.Fatalf("delivery over TLS: %v", err)
+	}
+	if hs.ticketOf("tls-1@customer.example") == "" {
+		t.Fatal("the message received over TLS opened no ticket")
+	}
+
+	plain := newHarness(t, harnessOptions{})
+	if ok, _ := dial(plain).Extension("STARTTLS"); ok {
+		t.Fatal("STARTTLS offered without a certificate")
+	}
+	if _, err := NewServer(plain.in, ServerConfig{RequireTLS: true}); err == nil {
+		t.Fatal("a server requiring TLS without a certificate was made")
 	}
 }
 

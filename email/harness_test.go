@@ -8,17 +8,11 @@ package email
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	netsmtp "net/smtp"
 	"net/textproto"
@@ -33,6 +27,7 @@ import (
 
 	"github.com/ticketcore/ticketcore/commands"
 	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/email/emailtest"
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/memstore"
 	"github.com/ticketcore/ticketcore/projections"
@@ -72,6 +67,8 @@ type harnessOptions struct {
 	retryBase     time.Duration
 	autoReplies   int
 	createAccount bool
+	serverTLS     *tls.Config // offered with STARTTLS by the listener
+	requireTLS    bool
 }
 
 // newHarness starts a ticketd-like stack. With opts.store set it is a restart on an
@@ -122,7 +119,11 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	if !opts.noOutbox {
 		hs.goRun(func() { hs.outbox.Run(ctx) })
 	}
-	srv := NewServer(hs.in, ServerConfig{LMTP: opts.lmtp, Domain: "ticketd.test", MaxMessageBytes: opts.maxBytes, Log: quiet})
+	srv, err := NewServer(hs.in, ServerConfig{LMTP: opts.lmtp, Domain: "ticketd.test", MaxMessageBytes: opts.maxBytes,
+		TLS: opts.serverTLS, RequireTLS: opts.requireTLS, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -426,30 +427,8 @@ func (s *relaySession) Data(rd io.Reader) error {
 
 // selfSignedTLS is a server certificate for 127.0.0.1 and a client config trusting it.
 func selfSignedTLS(t *testing.T) (*tls.Config, *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"relay.test"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		&tls.Config{RootCAs: pool}
+	c := emailtest.SelfSigned(t)
+	return c.Server, c.Client
 }
 
 // smtpCode is the reply code of a net/smtp error (0 if none).

@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -27,15 +28,26 @@ type ServerConfig struct {
 	MaxMessageBytes int64
 	// MaxRecipients per message (default 100).
 	MaxRecipients int
-	Log           *slog.Logger
+	// TLS, when set, is offered with STARTTLS (RFC 3207), so that sending servers can
+	// encrypt what they deliver.
+	TLS *tls.Config
+	// RequireTLS refuses a transaction (MAIL FROM) on a connection that did not start
+	// TLS, with 530 5.7.0. It needs TLS.
+	RequireTLS bool
+	Log        *slog.Logger
 }
 
 // NewServer returns a go-smtp server whose sessions hand messages to the ingester.
 // Recipients that are not support addresses are refused at RCPT time (550 5.1.1),
-// oversized messages with 552 5.3.4 before anything is stored. The listener has no
-// TLS and no authentication: it is meant to sit behind the organisation's MTA
-// (Postfix, with an lmtp or smtp transport) or on a private network.
-func NewServer(in *Ingester, cfg ServerConfig) *smtp.Server {
+// oversized messages with 552 5.3.4 before anything is stored. With cfg.TLS it offers
+// STARTTLS, and with cfg.RequireTLS takes no mail without it. It asks no
+// authentication: like any MX, it takes mail for its own addresses from anyone and
+// refuses the others, whether it faces the internet or sits behind the organisation's
+// MTA (Postfix, with an lmtp or smtp transport).
+func NewServer(in *Ingester, cfg ServerConfig) (*smtp.Server, error) {
+	if cfg.RequireTLS && cfg.TLS == nil {
+		return nil, errors.New("email server: requiring TLS needs a certificate")
+	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -50,8 +62,9 @@ func NewServer(in *Ingester, cfg ServerConfig) *smtp.Server {
 		via = "lmtp"
 	}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &session{in: in, via: via, log: cfg.Log, remote: c.Conn().RemoteAddr().String()}, nil
+		return &session{in: in, via: via, log: cfg.Log, conn: c, requireTLS: cfg.RequireTLS, remote: c.Conn().RemoteAddr().String()}, nil
 	}))
+	s.TLSConfig = cfg.TLS // nil: STARTTLS not offered
 	s.LMTP = cfg.LMTP
 	s.Domain = cfg.Domain
 	if s.Domain == "" {
@@ -63,7 +76,7 @@ func NewServer(in *Ingester, cfg ServerConfig) *smtp.Server {
 	s.WriteTimeout = time.Minute
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = log.New(slogWriter{cfg.Log}, "", 0)
-	return s
+	return s, nil
 }
 
 type slogWriter struct{ log *slog.Logger }
@@ -74,13 +87,15 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 type session struct {
-	in     *Ingester
-	via    string
-	log    *slog.Logger
-	remote string
-	from   string
-	null   bool
-	rcpts  []string
+	in         *Ingester
+	via        string
+	log        *slog.Logger
+	conn       *smtp.Conn
+	requireTLS bool
+	remote     string
+	from       string
+	null       bool
+	rcpts      []string
 }
 
 func (s *session) Reset() {
@@ -90,6 +105,11 @@ func (s *session) Reset() {
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.requireTLS {
+		if _, ok := s.conn.TLSConnectionState(); !ok {
+			return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+		}
+	}
 	s.from, s.null = from, from == ""
 	return nil
 }

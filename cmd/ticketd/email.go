@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -32,6 +34,23 @@ type emailConfig struct {
 	relay              relayConfig
 	autoReplyLimit     int
 	outboxMaxAge       time.Duration
+	tlsCert, tlsKey    string // the listeners' certificate for STARTTLS
+	requireTLS         bool
+}
+
+// serverTLS is the listeners' STARTTLS configuration, nil without a certificate.
+func (c emailConfig) serverTLS() (*tls.Config, error) {
+	if c.tlsCert == "" && c.tlsKey == "" {
+		return nil, nil
+	}
+	if c.tlsCert == "" || c.tlsKey == "" {
+		return nil, errors.New("email: --smtp-tls-cert and --smtp-tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("email: listener certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // relayConfig is the default relay's settings.
@@ -67,6 +86,9 @@ func addEmailFlags(fs *flag.FlagSet, c *emailConfig) {
 	fs.StringVar(&c.relay.password, "smtp-relay-password", os.Getenv("TICKETD_SMTP_RELAY_PASSWORD"), "relay password (env TICKETD_SMTP_RELAY_PASSWORD)")
 	fs.StringVar(&c.relay.security, "smtp-relay-security", envOr("TICKETD_SMTP_RELAY_SECURITY", "starttls"), "starttls (when offered), starttls-required, tls (implicit, port 465) or none (env TICKETD_SMTP_RELAY_SECURITY)")
 	fs.IntVar(&c.autoReplyLimit, "auto-reply-limit", int(envInt("TICKETD_AUTO_REPLY_LIMIT", 3)), "most automatic acknowledgements to one address per hour; -1: none at all (env TICKETD_AUTO_REPLY_LIMIT)")
+	fs.StringVar(&c.tlsCert, "smtp-tls-cert", os.Getenv("TICKETD_SMTP_TLS_CERT"), "PEM certificate (chain) the SMTP and LMTP listeners offer with STARTTLS; empty: no STARTTLS (env TICKETD_SMTP_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "smtp-tls-key", os.Getenv("TICKETD_SMTP_TLS_KEY"), "PEM private key of --smtp-tls-cert (env TICKETD_SMTP_TLS_KEY)")
+	fs.BoolVar(&c.requireTLS, "smtp-require-tls", os.Getenv("TICKETD_SMTP_REQUIRE_TLS") == "1", "refuse mail (530 5.7.0) on a listener connection that did not start TLS; needs --smtp-tls-cert (env TICKETD_SMTP_REQUIRE_TLS=1)")
 	fs.DurationVar(&c.outboxMaxAge, "smtp-outbox-max-age", envDuration("TICKETD_SMTP_OUTBOX_MAX_AGE"), "do not mail replies older than this when first seen (a first start on a store with history); 0: mail every reply (env TICKETD_SMTP_OUTBOX_MAX_AGE)")
 }
 
@@ -170,6 +192,10 @@ func (s *emailService) start(ctx context.Context, runner *projections.Runner) er
 	if err != nil {
 		return err
 	}
+	serverTLS, err := s.cfg.serverTLS()
+	if err != nil {
+		return err
+	}
 	in := &email.Ingester{Handler: s.h, Index: s.index, Accounts: s.h.Catalogues(), Attachments: store, WaitFor: runner.WaitFor,
 		AutoReplyLimit: s.cfg.autoReplyLimit, Log: s.log}
 	if s.cfg.autoReplyLimit == 0 {
@@ -182,14 +208,20 @@ func (s *emailService) start(ctx context.Context, runner *projections.Runner) er
 		if l.addr == "" {
 			continue
 		}
+		srv, err := email.NewServer(in, email.ServerConfig{LMTP: l.lmtp, Domain: s.cfg.hostname, MaxMessageBytes: s.cfg.maxSize,
+			TLS: serverTLS, RequireTLS: s.cfg.requireTLS, Log: s.log})
+		if err != nil {
+			s.stopAndWait()
+			return err
+		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			s.stopAndWait()
 			return fmt.Errorf("email listener: %w", err)
 		}
-		srv := email.NewServer(in, email.ServerConfig{LMTP: l.lmtp, Domain: s.cfg.hostname, MaxMessageBytes: s.cfg.maxSize, Log: s.log})
 		kind := map[bool]string{false: "SMTP", true: "LMTP"}[l.lmtp]
-		s.log.Info(kind+" listening for inbound mail", "addr", ln.Addr().String(), "max_size", s.cfg.maxSize)
+		s.log.Info(kind+" listening for inbound mail", "addr", ln.Addr().String(), "max_size", s.cfg.maxSize,
+			"starttls", serverTLS != nil, "require_tls", s.cfg.requireTLS)
 		s.goRun(func() {
 			if err := email.Serve(ctx, srv, ln); err != nil {
 				s.log.Error(kind+" listener stopped", "err", err)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/ticketcore/ticketcore/email/emailtest"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream/jstest"
 )
 
@@ -305,4 +308,68 @@ func TestOutboxOneProcessAtATime(t *testing.T) {
 	}
 	mail(procs[other], 2)
 	acks(5)
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM files and
+// returns their paths and a client configuration that trusts the certificate.
+func writeSelfSigned(t *testing.T) (certFile, keyFile string, client *tls.Config) {
+	t.Helper()
+	c := emailtest.SelfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, c.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, c.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, c.Client
+}
+
+// TestTicketdSMTPTLS: with --smtp-tls-cert/--smtp-tls-key the SMTP listener offers
+// STARTTLS, and with --smtp-require-tls it takes mail only over TLS; a certificate
+// without its key, or requiring TLS without a certificate, stops ticketd at start.
+func TestTicketdSMTPTLS(t *testing.T) {
+	certFile, keyFile, clientTLS := writeSelfSigned(t)
+	p := startInProcess(t, "--data", filepath.Join(t.TempDir(), "data"), "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0",
+		"--smtp-hostname", "ticketd.test", "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile, "--smtp-require-tls")
+	plain, err := smtp.Dial(p.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.Hello("mta.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := plain.Extension("STARTTLS"); !ok {
+		t.Fatal("STARTTLS not offered")
+	}
+	var se *smtp.SMTPError
+	if err := plain.Mail("alice@customer.example", nil); !errors.As(err, &se) || se.Code != 530 {
+		t.Fatalf("MAIL without TLS: %v", err)
+	}
+	secure, err := smtp.DialStartTLS(p.smtp, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secure.Close()
+	if err := secure.Mail("alice@customer.example", nil); err != nil {
+		t.Fatalf("MAIL over TLS: %v", err)
+	}
+
+	for _, args := range [][]string{
+		{"--smtp-tls-cert", certFile},
+		{"--smtp-require-tls"},
+	} {
+		cfg, err := parseConfig(append([]string{"--data", filepath.Join(t.TempDir(), "data"), "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0"}, args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = run(ctx, cfg, slog.New(slog.DiscardHandler))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "TLS") && !strings.Contains(err.Error(), "tls") {
+			t.Errorf("ticketd %v: started or failed for another reason: %v", args, err)
+		}
+	}
 }
