@@ -30,6 +30,10 @@ type Command struct {
 	CorrelationID   string
 	CausationID     string
 	ExpectedVersion *uint64
+	// Token is the API token the command is sent with (the Authorization header: a
+	// service's token, POST /v1/tokens). It is not read back by Unmarshal: a consumer
+	// has no use for another's credentials.
+	Token string
 }
 
 // Marshaler is the Watermill CQRS marshaler of Command: the body is the command's JSON
@@ -95,6 +99,9 @@ func (Marshaler) Marshal(v any) (*message.Message, error) {
 	}
 	if c.ExpectedVersion != nil {
 		msg.Metadata.Set(HeaderExpectedVersion, strconv.FormatUint(*c.ExpectedVersion, 10))
+	}
+	if c.Token != "" {
+		msg.Metadata.Set(HeaderAuthorization, "Bearer "+c.Token)
 	}
 	return msg, nil
 }

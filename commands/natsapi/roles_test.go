@@ -101,3 +101,48 @@ func TestRolesOverNATS(t *testing.T) {
 		t.Fatalf("durable command of an agent: %v %s", r.Header, r.Data)
 	}
 }
+
+// TestCommandBusCarriesToken: a Go service on Watermill sends through the CQRS command
+// bus with its token, and ticketd (tokens required) runs the command as that service;
+// without a token the outcome is unauthenticated and nothing is stored.
+func TestCommandBusCarriesToken(t *testing.T) {
+	s := newStack(t, natsstore.Config{})
+	s.serve(t, natsapi.Config{Auth: s.h.Catalogues()})
+	ctx := context.Background()
+	issued, err := s.h.IssueToken(ctx, "crm", domain.RoleService, "", commands.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := s.client.SubscribeSync(natsapi.ResultSubjectPrefix + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsapi.NewCommandBus(s.client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := domain.CreateTicket{TicketFieldsData: domain.TicketFieldsData{Subject: "From the bus", RaisedBy: "dan@example.com"}}
+	if err := bus.Send(ctx, natsapi.Command{CommandID: "bus-token", Actor: "crm-sync", Token: issued.Token, Command: create}); err != nil {
+		t.Fatal(err)
+	}
+	a := accepted(t, nextResult(t, results))
+	events, err := s.h.TicketEvents(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "service:crm for crm-sync"; events[0].Actor != want {
+		t.Errorf("actor %q, want %q", events[0].Actor, want)
+	}
+
+	before, err := s.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Send(ctx, natsapi.Command{CommandID: "bus-no-token", Command: create}); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, nextResult(t, results), commands.KindUnauthenticated, 401)
+	if after, _ := s.store.LastPosition(ctx); after != before {
+		t.Error("a command without a token stored events")
+	}
+}
