@@ -290,7 +290,12 @@ func ensureAdminToken(ctx context.Context, h *commands.Handler, dataDir string, 
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, []byte(issued.Token+"\n"), 0o600); err != nil {
+	// Written aside and renamed, so that whoever waits for the file (a script, a test)
+	// never reads it empty or half written.
+	if err := os.WriteFile(path+".new", []byte(issued.Token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the first admin token: %w", err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
 		return fmt.Errorf("write the first admin token: %w", err)
 	}
 	log.Info("first admin token written; use it as 'Authorization: Bearer <token>' to issue users' tokens", "file", path)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,10 +21,13 @@ import (
 
 func TestNATSFlagsAreChecked(t *testing.T) {
 	for name, args := range map[string][]string{
-		"auth with an external NATS":  {"--nats-url", "nats://127.0.0.1:4222", "--nats-auth", "users.json"},
-		"credentials for embedded":    {"--nats-creds", "x.creds"},
-		"user and password, embedded": {"--nats-user", "a", "--nats-password", "b"},
-		"missing users file":          {"--nats-auth", filepath.Join(t.TempDir(), "none.json")},
+		"auth with an external NATS":    {"--nats-url", "nats://127.0.0.1:4222", "--nats-auth", "users.json"},
+		"credentials for embedded":      {"--nats-creds", "x.creds"},
+		"user and password, embedded":   {"--nats-user", "a", "--nats-password", "b"},
+		"missing users file":            {"--nats-auth", filepath.Join(t.TempDir(), "none.json")},
+		"listen with an external NATS":  {"--nats-url", "nats://127.0.0.1:4222", "--nats-listen", "127.0.0.1:4222"},
+		"listen without a port":         {"--nats-listen", "127.0.0.1"},
+		"listen on a port out of range": {"--nats-listen", "127.0.0.1:70000"},
 	} {
 		cfg, err := parseConfig(append(args, "--data", t.TempDir(), "--http", "127.0.0.1:0"))
 		if err != nil {
@@ -140,4 +144,24 @@ func TestTicketdWithNATSAuth(t *testing.T) {
 	if reply := send("crm-1", true); reply.Header.Get(natsapi.HeaderStatus) != natsapi.StatusOK {
 		t.Fatalf("%v %s", reply.Header, reply.Data)
 	}
+}
+
+// TestNATSListen: with --nats-listen the embedded server listens where it is told, and
+// tools connect there.
+func TestNATSListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a free port, for the server to take
+	p := startInProcess(t, "--data", t.TempDir(), "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--nats-listen", addr)
+	if got := p.logs.natsURL(); got != "nats://"+addr {
+		t.Fatalf("embedded NATS at %q, want nats://%s", got, addr)
+	}
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
 }
