@@ -54,7 +54,9 @@ func encode(events []domain.Event) ([]eventstore.EventData, error) {
 }
 
 // loadStream reads and decodes a whole stream. The revision is the store's token for
-// the stream's last event (NoStream when empty).
+// the stream's last event (NoStream when empty). The events share nothing with the
+// bytes read (DecodeEvent, not DecodeEventNoCopy): what they are folded into is kept
+// in caches for long, and a stream of a few events is not worth views.
 func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]domain.Event, eventstore.Revision, error) {
 	recs, err := store.ReadStream(ctx, stream)
 	if err != nil {
@@ -62,7 +64,7 @@ func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]d
 	}
 	events := make([]domain.Event, len(recs))
 	for i, r := range recs {
-		if events[i], err = domain.DecodeEventNoCopy(r.Data); err != nil {
+		if events[i], err = domain.DecodeEvent(r.Data); err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
 	}

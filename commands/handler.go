@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -303,8 +302,6 @@ func (h *Handler) load(ctx context.Context, stream string, entry *cacheEntry) er
 	for _, e := range events {
 		domain.EvolveTicket(&entry.state, e)
 	}
-	// The cache keeps the state for long: not a view of the last event's buffer.
-	entry.state.LastHash = strings.Clone(entry.state.LastHash)
 	entry.revision, entry.loaded = rev, true
 	return nil
 }
