@@ -64,6 +64,35 @@ func StartClusterWith(t testing.TB, opts Options) *Cluster {
 		n = 3
 	}
 	c := &Cluster{t: t, configure: opts.Configure}
+	// freePort's ports can be taken by another process before a node binds them (the
+	// test packages run in parallel), so a start that fails is tried again on new ports.
+	var err error
+	for range startAttempts {
+		if err = c.startAll(t, n); err == nil {
+			break
+		}
+		c.shutdownAll()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered after the nodes' folders, so that it runs before their removal.
+	t.Cleanup(c.shutdownAll)
+	if err := c.WaitReady(readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startAttempts is how many times StartClusterWith tries to start the nodes.
+const startAttempts = 3
+
+// startAll starts n nodes on fresh ports and folders. All nodes start together: each
+// one's routes name every other node, so the meta group knows its full size from the
+// start.
+func (c *Cluster) startAll(t testing.TB, n int) error {
+	c.mu.Lock()
+	c.nodes = nil
 	for i := range n {
 		c.nodes = append(c.nodes, &node{
 			name:        fmt.Sprintf("n%d", i+1),
@@ -72,18 +101,13 @@ func StartClusterWith(t testing.TB, opts Options) *Cluster {
 			clusterPort: freePort(t),
 		})
 	}
-	t.Cleanup(c.shutdownAll)
-	// All nodes start together: each one's routes name every other node, so the meta
-	// group knows its full size from the start.
+	c.mu.Unlock()
 	for i := range c.nodes {
 		if err := c.start(i, c.configure); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	if err := c.WaitReady(readyTimeout); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return nil
 }
 
 // freePort reserves a port on 127.0.0.1 by listening on it and closing the listener.
