@@ -84,28 +84,66 @@ func (s *Store) eventMsg(stream string, ev eventstore.EventData) *nats.Msg {
 var errDuplicateAck = errors.New("acknowledged as a duplicate")
 
 // publishOne stores one event: a request to the stream's subject, answered with a
-// PubAck. It is what the JetStream client's PublishMsg does, without its context
-// wrapping and reflection-based decoding of the answer, which cost about a fifth of
-// an append's time on the embedded server.
+// PubAck, on a pipe if one is free (pipe.go), else on conn. On conn it is what the
+// JetStream client's PublishMsg does, without its context wrapping and
+// reflection-based decoding of the answer, which cost about a fifth of an append's
+// time on the embedded server.
 func (s *Store) publishOne(ctx context.Context, conn *nats.Conn, stream string, expected eventstore.Revision, ev eventstore.EventData) (uint64, error) {
-	msg := s.eventMsg(stream, ev)
+	return retryNoResponders(ctx, func() (uint64, error) {
+		if pc := s.pipes.get(); pc != nil {
+			pc.header = appendEventHeader(pc.header[:0], ev, expected)
+			answer, err := pc.request(ctx, s.prefix+stream, pc.header, ev.Data)
+			if err == nil {
+				// The answer is the pipe's until it goes back to the pool.
+				var seq uint64
+				seq, err = parsePubAck(answer)
+				s.pipes.put(pc)
+				return seq, err
+			}
+			s.pipes.put(pc)
+			if !errors.Is(err, errPipeUnsent) {
+				return 0, err
+			}
+			// Nothing was sent: the connection below takes the append.
+		}
+		msg := s.eventMsg(stream, ev)
+		if expected != eventstore.AnyRevision {
+			// 0 means "no message on the subject yet", which is NoStream.
+			msg.Header.Set(hdrExpectedLastSubjSeq, strconv.FormatUint(uint64(expected), 10))
+		}
+		reply, err := request(ctx, conn, msg)
+		if err != nil {
+			return 0, err
+		}
+		return parsePubAck(reply.Data)
+	})
+}
+
+// appendEventHeader appends the NATS header block of an event's message to dst: the
+// headers of eventMsg and the expected sequence of publishOne.
+func appendEventHeader(dst []byte, ev eventstore.EventData, expected eventstore.Revision) []byte {
+	dst = append(dst, "NATS/1.0\r\n"+hdrMsgID+": "...)
+	dst = append(dst, ev.ID...)
+	dst = append(dst, "\r\n"+hdrEventType+": "...)
+	dst = append(dst, ev.Type...)
 	if expected != eventstore.AnyRevision {
-		// 0 means "no message on the subject yet", which is NoStream.
-		msg.Header.Set(hdrExpectedLastSubjSeq, strconv.FormatUint(uint64(expected), 10))
+		dst = append(dst, "\r\n"+hdrExpectedLastSubjSeq+": "...)
+		dst = strconv.AppendUint(dst, uint64(expected), 10)
 	}
-	reply, err := retryNoResponders(ctx, func() (*nats.Msg, error) { return request(ctx, conn, msg) })
-	if err != nil {
-		return 0, err
-	}
+	return append(dst, "\r\n\r\n"...)
+}
+
+// parsePubAck returns the stream sequence a PubAck names, or its error.
+func parsePubAck(data []byte) (uint64, error) {
 	var ack pubAck
-	if err := gojson.Unmarshal(reply.Data, &ack); err != nil {
-		return 0, fmt.Errorf("malformed acknowledgement %q: %w", reply.Data, err)
+	if err := gojson.Unmarshal(data, &ack); err != nil {
+		return 0, fmt.Errorf("malformed acknowledgement %q: %w", data, err)
 	}
 	if ack.Error != nil {
 		return 0, ack.Error
 	}
 	if ack.Stream == "" {
-		return 0, fmt.Errorf("malformed acknowledgement %q", reply.Data)
+		return 0, fmt.Errorf("malformed acknowledgement %q", data)
 	}
 	// A duplicate is not an error for JetStream: it answers with the sequence of the
 	// message already stored.

@@ -80,7 +80,8 @@ type Config struct {
 	// ServerLogger, when set, receives the embedded server's log, which tells why
 	// JetStream refuses or stops (a full disk, say). Default: the server logs nothing.
 	ServerLogger server.Logger
-	// AppendConns is how many connections appends are spread over. Default
+	// AppendConns is how many connections appends are spread over, and, with the
+	// embedded server, how many pipes (pipe.go) appends take first. Default
 	// DefaultAppendConns; 1 sends them on the store's one connection.
 	AppendConns int
 }
@@ -89,7 +90,9 @@ type Config struct {
 // reader goroutine on each side, which every acknowledgement goes through: concurrent
 // appends on a single connection queue behind it, and a few connections let them
 // overlap (measured: 4 concurrent appenders store 1.2x to 1.4x as many events a second
-// over 4 connections as over one; more connections add nothing on 2 cores).
+// over 4 connections as over one; more connections add nothing on 2 cores). Pipes
+// likewise: 4 appenders on a pipe each stored 1.17x to 1.35x what they stored with
+// their requests multiplexed on one pipe, a reader goroutine handing out the answers.
 const DefaultAppendConns = 4
 
 // Store is the JetStream adapter. It is safe for concurrent use.
@@ -98,6 +101,7 @@ type Store struct {
 	// appendConns are the connections appends take turns on; the first is nc.
 	appendConns []*nats.Conn
 	nextConn    atomic.Uint32
+	pipes       *pipePool // appends to the embedded server, nil when remote (pipe.go)
 	js          natsjs.JetStream
 	stream      natsjs.Stream
 	srv         *server.Server // the embedded server, nil when connected to URL
@@ -162,7 +166,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.appendConns = append(s.appendConns, extra)
 	}
 
+	if s.srv != nil {
+		if s.pipes, err = newPipePool(s.srv, cfg.Options, cfg.AppendConns); err != nil {
+			s.closeConns()
+			s.shutdownServer()
+			return nil, fmt.Errorf("open event store: %w", err)
+		}
+	}
+
 	if err := s.setup(ctx, cfg); err != nil {
+		s.pipes.close()
 		s.closeConns()
 		s.shutdownServer()
 		return nil, fmt.Errorf("open event store: %w", err)
@@ -271,6 +284,7 @@ func (s *Store) ClientURL() string { return s.url }
 // return the first one's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.pipes.close()
 		for _, c := range s.appendConns {
 			if err := c.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				s.closeErr = fmt.Errorf("close event store: drain: %w", err)

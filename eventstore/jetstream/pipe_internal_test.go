@@ -1,0 +1,253 @@
+package jetstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ticketcore/ticketcore/eventstore"
+)
+
+// openPipeStore opens an embedded store; configure adjusts its server, opts are the
+// store's connection options.
+func openPipeStore(t *testing.T, configure func(*server.Options), opts ...nats.Option) *Store {
+	t.Helper()
+	cfg := Config{DataDir: t.TempDir(), Options: opts}
+	if configure != nil {
+		cfg.ConfigureServer = func(o *server.Options) error { configure(o); return nil }
+	}
+	s, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.pipes == nil {
+		t.Fatal("an embedded store without pipes")
+	}
+	return s
+}
+
+// pipeMessages is how many messages the server received on the store's pipes, and
+// their client IDs.
+func pipeMessages(t *testing.T, s *Store) (int64, []uint64) {
+	t.Helper()
+	connz, err := s.srv.Connz(&server.ConnzOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs int64
+	var cids []uint64
+	for _, c := range connz.Conns {
+		if c.Name == "ticketcore-append" {
+			msgs += c.InMsgs
+			cids = append(cids, c.Cid)
+		}
+	}
+	return msgs, cids
+}
+
+// appendN appends n events to stream after revision from and returns the last revision.
+func appendN(t *testing.T, s *Store, stream string, from eventstore.Revision, n int) eventstore.Revision {
+	t.Helper()
+	rev := from
+	for i := range n {
+		res, err := s.Append(t.Context(), stream, rev, []eventstore.EventData{{ID: stream + "-" + strconv.Itoa(int(rev)) + "-" + strconv.Itoa(i), Type: "ticket.comment_added", Data: []byte(`{"n":1}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = res.Revision
+	}
+	return rev
+}
+
+func TestAppendsGoThroughPipes(t *testing.T) {
+	s := openPipeStore(t, nil)
+	before, _ := pipeMessages(t, s)
+	appendN(t, s, "ticket-1", eventstore.NoStream, 3)
+	after, _ := pipeMessages(t, s)
+	if after-before != 3 {
+		t.Fatalf("the server received %d messages on pipes, want 3", after-before)
+	}
+	got, err := s.ReadStream(t.Context(), "ticket-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != "ticket-1-0-0" || got[2].Type != "ticket.comment_added" || string(got[1].Data) != `{"n":1}` {
+		t.Fatalf("read back %+v", got)
+	}
+	// The expected revision travels too: a stale one is a conflict.
+	_, err = s.Append(t.Context(), "ticket-1", 1, []eventstore.EventData{{ID: "late", Type: "T", Data: []byte(`{}`)}})
+	if !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("append at a stale revision: %v, want ErrConflict", err)
+	}
+}
+
+// TestPipesAuthenticate: a server that requires credentials takes the pipes'
+// CONNECT with the store's user and password, or token.
+func TestPipesAuthenticate(t *testing.T) {
+	cases := map[string]struct {
+		configure func(*server.Options)
+		opt       nats.Option
+	}{
+		"user and password": {
+			func(o *server.Options) { o.Users = []*server.User{{Username: "ticketd", Password: "s3cret"}} },
+			nats.UserInfo("ticketd", "s3cret"),
+		},
+		"token": {
+			func(o *server.Options) { o.Authorization = "t0ken" },
+			nats.Token("t0ken"),
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := openPipeStore(t, c.configure, c.opt)
+			appendN(t, s, "ticket-1", eventstore.NoStream, 2)
+			if msgs, _ := pipeMessages(t, s); msgs != 2 {
+				t.Fatalf("%d messages on pipes, want 2", msgs)
+			}
+		})
+	}
+}
+
+// TestPipeClosedByServer: a pipe the server closed while it sat in the pool fails its
+// next append at worst with ErrUnavailable (if the server read the message before
+// closing, it may or may not have stored it), and the retry of the same event stores
+// it once. The slots are then dialled again.
+func TestPipeClosedByServer(t *testing.T) {
+	s := openPipeStore(t, nil)
+	var all []*pipe // dial every slot
+	for pc := s.pipes.get(); pc != nil; pc = s.pipes.get() {
+		all = append(all, pc)
+	}
+	for _, pc := range all {
+		s.pipes.put(pc)
+	}
+	rev := appendN(t, s, "ticket-1", eventstore.NoStream, 1)
+	_, cids := pipeMessages(t, s)
+	for _, cid := range cids {
+		if err := s.srv.DisconnectClientByID(cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range DefaultAppendConns + 1 { // every closed pipe, then a new one
+		ev := eventstore.EventData{ID: "after-close-" + strconv.Itoa(i), Type: "T", Data: []byte(`{}`)}
+		for attempt := 1; ; attempt++ {
+			res, err := s.Append(t.Context(), "ticket-1", rev, []eventstore.EventData{ev})
+			if err == nil {
+				rev = res.Revision
+				break
+			}
+			if errors.Is(err, eventstore.ErrDuplicate) { // the failed attempt was stored
+				stored, err := s.ReadStream(t.Context(), "ticket-1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rev = stored[len(stored)-1].Revision
+				break
+			}
+			if !errors.Is(err, eventstore.ErrUnavailable) || attempt == 3 {
+				t.Fatalf("append %d, attempt %d: %v", i, attempt, err)
+			}
+		}
+	}
+	got, err := s.ReadStream(t.Context(), "ticket-1")
+	if err != nil || len(got) != 2+DefaultAppendConns {
+		t.Fatalf("read back %d events, %v; want %d", len(got), err, 2+DefaultAppendConns)
+	}
+	if msgs, _ := pipeMessages(t, s); msgs == 0 {
+		t.Fatal("no append went on a new pipe")
+	}
+}
+
+func TestPipeAnswers(t *testing.T) {
+	s := openPipeStore(t, func(o *server.Options) { o.MaxPayload = 4096 })
+	pc, err := s.pipes.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.conn.Close()
+	hdr := appendEventHeader(nil, eventstore.EventData{ID: "e-1", Type: "T"}, eventstore.NoStream)
+	data := []byte(`{}`)
+
+	if _, err := pc.request(t.Context(), "nobody.listens", hdr, data); !errors.Is(err, nats.ErrNoResponders) || pc.broken {
+		t.Fatalf("publish to no stream: %v (broken %v), want ErrNoResponders on an intact pipe", err, pc.broken)
+	}
+	if _, err := pc.request(t.Context(), s.prefix+"ticket-1", hdr, bytes.Repeat([]byte("x"), 5000)); !errors.Is(err, nats.ErrMaxPayload) || pc.broken {
+		t.Fatalf("oversized publish: %v (broken %v), want ErrMaxPayload on an intact pipe", err, pc.broken)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := pc.request(cancelled, s.prefix+"ticket-1", hdr, data); !errors.Is(err, context.Canceled) || pc.broken {
+		t.Fatalf("cancelled publish: %v (broken %v), want context.Canceled on an intact pipe", err, pc.broken)
+	}
+	answer, err := pc.request(t.Context(), s.prefix+"ticket-1", hdr, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := parsePubAck(answer); err != nil || seq != 1 {
+		t.Fatalf("acknowledged %d, %v; want sequence 1", seq, err)
+	}
+
+	// An answer that does not come in time leaves the pipe out of step: it is broken.
+	silent, err := s.nc.SubscribeSync("silent.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Unsubscribe()
+	s.nc.Flush()
+	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := pc.request(short, "silent.service", hdr, data); err == nil || !pc.broken {
+		t.Fatalf("unanswered publish: %v (broken %v), want an error on a broken pipe", err, pc.broken)
+	}
+}
+
+func TestPipePool(t *testing.T) {
+	s := openPipeStore(t, nil)
+	pool := s.pipes
+
+	// Busy slots send appends to the nats.Conn rather than make them wait.
+	var taken []*pipe
+	for pc := pool.get(); pc != nil; pc = pool.get() {
+		taken = append(taken, pc)
+	}
+	if len(taken) != DefaultAppendConns {
+		t.Fatalf("took %d pipes, want %d", len(taken), DefaultAppendConns)
+	}
+	appendN(t, s, "ticket-1", eventstore.NoStream, 1)
+	for _, pc := range taken {
+		pool.put(pc)
+	}
+
+	// A pipe idle for too long is replaced: the server may have closed it.
+	idle := taken[0]
+	idle.lastUsed = time.Now().Add(-2 * pipeIdleLimit)
+	var again []*pipe
+	for pc := pool.get(); pc != nil; pc = pool.get() {
+		if pc == idle {
+			t.Fatal("an idle pipe was handed out")
+		}
+		again = append(again, pc)
+	}
+	for _, pc := range again {
+		pool.put(pc)
+	}
+	if _, err := idle.conn.Write([]byte("PING\r\n")); err == nil {
+		t.Fatal("the idle pipe was not closed")
+	}
+
+	// A broken pipe is closed and its slot dialled again when needed.
+	b := pool.get()
+	b.broken = true
+	pool.put(b)
+	if _, err := b.conn.Write([]byte("PING\r\n")); err == nil {
+		t.Fatal("the broken pipe was not closed")
+	}
+	appendN(t, s, "ticket-2", eventstore.NoStream, DefaultAppendConns)
+}
