@@ -94,6 +94,10 @@ func checkEncoding(t *testing.T, e domain.Event, fromNewEvents bool) {
 		t.Fatalf("ComputeHash = %s, encoding/json's hash is %s, for %q", h, wantHash, want)
 	}
 	if fromNewEvents {
+		// NewEvents encodes the payload with go-json: its bytes must be encoding/json's.
+		if data, err := json.Marshal(e.Payload); err != nil || !bytes.Equal(e.Data, data) {
+			t.Fatalf("NewEvents data differs from encoding/json's (%v):\n got  %q\n want %q", err, e.Data, data)
+		}
 		if e.Hash != wantHash {
 			t.Fatalf("NewEvents hash = %s, encoding/json's hash is %s", e.Hash, wantHash)
 		}

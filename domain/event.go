@@ -73,7 +73,9 @@ func NewEvents(stream string, after uint64, prevHash string, meta Metadata, ids 
 	}
 	events := make([]Event, len(payloads))
 	for i, p := range payloads {
-		data, err := json.Marshal(p)
+		// go-json writes encoding/json's bytes (checked on every payload type and on
+		// strings encoding/json escapes) in about half the time.
+		data, err := gojson.Marshal(p)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", p.EventType(), err)
 		}
