@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,7 +97,7 @@ func (s *Store) publishOne(ctx context.Context, conn *nats.Conn, stream string, 
 			if err == nil {
 				// The answer is the pipe's until it goes back to the pool.
 				var seq uint64
-				seq, err = parsePubAck(answer)
+				seq, err = s.parsePubAck(answer)
 				s.pipes.put(pc)
 				return seq, err
 			}
@@ -115,7 +116,7 @@ func (s *Store) publishOne(ctx context.Context, conn *nats.Conn, stream string, 
 		if err != nil {
 			return 0, err
 		}
-		return parsePubAck(reply.Data)
+		return s.parsePubAck(reply.Data)
 	})
 }
 
@@ -133,8 +134,15 @@ func appendEventHeader(dst []byte, ev eventstore.EventData, expected eventstore.
 	return append(dst, "\r\n\r\n"...)
 }
 
-// parsePubAck returns the stream sequence a PubAck names, or its error.
-func parsePubAck(data []byte) (uint64, error) {
+// parsePubAck returns the stream sequence a PubAck names, or its error. The usual
+// answer, {"stream":"<the store's stream>","seq":<n>}, is read as it is written; any
+// other (an error, a duplicate, a domain) is decoded as JSON.
+func (s *Store) parsePubAck(data []byte) (uint64, error) {
+	if rest, ok := bytes.CutPrefix(data, s.ackPrefix); ok {
+		if seq, ok := ackSequence(rest); ok {
+			return seq, nil
+		}
+	}
 	var ack pubAck
 	if err := gojson.Unmarshal(data, &ack); err != nil {
 		return 0, fmt.Errorf("malformed acknowledgement %q: %w", data, err)
@@ -151,6 +159,23 @@ func parsePubAck(data []byte) (uint64, error) {
 		return 0, errDuplicateAck
 	}
 	return ack.Sequence, nil
+}
+
+// ackSequence reads "<n>}", n a positive decimal of at most 19 digits (so that it
+// cannot overflow).
+func ackSequence(b []byte) (uint64, bool) {
+	digits, ok := bytes.CutSuffix(b, []byte("}"))
+	if !ok || len(digits) == 0 || len(digits) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, n > 0
 }
 
 // pubAck is the server's answer to a publish into a stream.

@@ -56,3 +56,41 @@ func TestAppendErrorMapping(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePubAck(t *testing.T) {
+	s := &Store{ackPrefix: []byte(`{"stream":"EVENTS","seq":`)}
+	cases := []struct {
+		ack     string
+		seq     uint64
+		wantErr error // nil: none; errAny: some error
+	}{
+		{`{"stream":"EVENTS","seq":42}`, 42, nil},
+		{`{"stream":"EVENTS","seq":9999999999999999999}`, 9999999999999999999, nil},
+		{`{"stream":"EVENTS","seq":18446744073709551615}`, 18446744073709551615, nil}, // 20 digits: decoded as JSON
+		{`{"stream":"EVENTS","domain":"hub","seq":7}`, 7, nil},
+		{`{"stream":"EVENTS", "seq": 8}`, 8, nil},
+		{`{"stream":"EVENTS","seq":5,"duplicate":true}`, 0, errDuplicateAck},
+		{`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"},"stream":"EVENTS","seq":0}`, 0, errAny},
+		{`{"stream":"EVENTS","seq":1x}`, 0, errAny},
+		{`{"stream":"EVENTS","seq":}`, 0, errAny},
+		{`{"stream":"","seq":3}`, 0, errAny},
+		{``, 0, errAny},
+	}
+	for _, c := range cases {
+		seq, err := s.parsePubAck([]byte(c.ack))
+		switch {
+		case c.wantErr == nil && (err != nil || seq != c.seq):
+			t.Errorf("%s: %d, %v; want %d", c.ack, seq, err, c.seq)
+		case c.wantErr == errAny && err == nil:
+			t.Errorf("%s: %d, want an error", c.ack, seq)
+		case c.wantErr != nil && c.wantErr != errAny && !errors.Is(err, c.wantErr):
+			t.Errorf("%s: %v, want %v", c.ack, err, c.wantErr)
+		}
+	}
+	var apiErr *natsjs.APIError
+	if _, err := s.parsePubAck([]byte(cases[6].ack)); !errors.As(err, &apiErr) || apiErr.ErrorCode != codeWrongLastSequence {
+		t.Errorf("an error answer gives %v, want the API error", err)
+	}
+}
+
+var errAny = errors.New("any error")

@@ -190,7 +190,7 @@ func TestPipeAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seq, err := parsePubAck(answer); err != nil || seq != 1 {
+	if seq, err := s.parsePubAck(answer); err != nil || seq != 1 {
 		t.Fatalf("acknowledged %d, %v; want sequence 1", seq, err)
 	}
 
