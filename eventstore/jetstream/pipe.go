@@ -170,8 +170,8 @@ type pipe struct {
 	broken       bool // an error left the protocol in an unknown place
 }
 
-// pipeReadBuffer holds any line of the protocol an append reads but the INFO of a
-// large cluster, which is skipped in pieces.
+// pipeReadBuffer holds any line of the protocol an append reads but an INFO of a
+// large cluster, which is read whole at the handshake and skipped in pieces after.
 const pipeReadBuffer = 4096
 
 func (p *pipePool) dial() (*pipe, error) {
@@ -192,11 +192,12 @@ func (p *pipePool) dial() (*pipe, error) {
 func (pc *pipe) handshake(connect []byte) error {
 	pc.conn.SetDeadline(time.Now().Add(requestTimeout))
 	defer pc.conn.SetDeadline(time.Time{})
-	line, err := pc.readLine()
+	// The first INFO is read whole, however long (a cluster's lists its peers' URLs).
+	line, err := pc.r.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("append connection: %w", err)
 	}
-	info, ok := bytes.CutPrefix(line, []byte("INFO "))
+	info, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), []byte("INFO "))
 	if !ok {
 		return fmt.Errorf("append connection: expected INFO, got %q", line)
 	}

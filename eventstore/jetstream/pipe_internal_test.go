@@ -1,10 +1,14 @@
 package jetstream
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,4 +264,47 @@ func TestPipePool(t *testing.T) {
 		t.Fatal("the broken pipe was not closed")
 	}
 	appendN(t, s, "ticket-2", eventstore.NoStream, DefaultAppendConns)
+}
+
+// TestPipeLongInfo: the server's first INFO is read whole however long it is, and a
+// later one longer than the read buffer is skipped.
+func TestPipeLongInfo(t *testing.T) {
+	long := `INFO {"server_id":"x","headers":true,"max_payload":1048576,"connect_urls":["` + strings.Repeat("a", 3*pipeReadBuffer) + `"]}` + "\r\n"
+	server, client := net.Pipe()
+	defer server.Close()
+	done := make(chan error, 1)
+	go func() {
+		pc := &pipe{conn: client, r: bufio.NewReaderSize(client, pipeReadBuffer), inbox: "_INBOX.t"}
+		err := pc.handshake([]byte(`{}`))
+		if err == nil && pc.maxPayload != 1048576 {
+			err = fmt.Errorf("max payload %d", pc.maxPayload)
+		}
+		if err == nil {
+			var answer []byte
+			answer, err = pc.readAnswer()
+			if err == nil && string(answer) != "ok" {
+				err = fmt.Errorf("answer %q", answer)
+			}
+		}
+		done <- err
+	}()
+	r := bufio.NewReader(server)
+	if _, err := server.Write([]byte(long)); err != nil {
+		t.Fatal(err)
+	}
+	for { // CONNECT, SUB, PING
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "PING\r\n" {
+			break
+		}
+	}
+	if _, err := server.Write([]byte("PONG\r\n" + long + "MSG _INBOX.t 1 2\r\nok\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
