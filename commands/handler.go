@@ -48,6 +48,10 @@ type Result struct {
 	// Duplicate is true when the command had already been applied and nothing was added.
 	Duplicate bool           `json:"duplicate,omitempty"`
 	Events    []domain.Event `json:"-"`
+	// History is the ticket's stream up to just before Events, when the handler read it
+	// to decide the command (the ticket's decision state was not cached); nil
+	// otherwise. The HTTP API folds its answer from it rather than read it again.
+	History []domain.Event `json:"-"`
 }
 
 // VersionMismatchError is returned when Meta.ExpectedVersion does not match; it wraps
@@ -178,14 +182,18 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 	entry := h.cache.entry(ticketID)
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
+	var history []domain.Event // the stream as read to decide, when this call read it
 	for attempt := 1; ; attempt++ {
 		if !entry.loaded {
 			if _, creating := cmd.(domain.CreateTicket); creating && meta.freshID && attempt == 1 {
 				// A creation under a command ID generated here cannot be a retry, so its
 				// ticket's stream is new: no need to read it (the NoStream check guards).
 				entry.state, entry.revision, entry.loaded = domain.Ticket{}, eventstore.NoStream, true
-			} else if err := h.load(ctx, stream, entry); err != nil {
-				return Result{}, err
+			} else {
+				var err error
+				if history, err = h.load(ctx, stream, entry); err != nil {
+					return Result{}, err
+				}
 			}
 		}
 		t := &entry.state
@@ -222,7 +230,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 				domain.EvolveTicket(t, e)
 			}
 			entry.revision = res.Revision
-			return Result{TicketID: ticketID, Number: t.Number, Version: t.Version, Position: res.LastPosition, Events: events}, nil
+			return Result{TicketID: ticketID, Number: t.Number, Version: t.Version, Position: res.LastPosition, Events: events, History: history}, nil
 		}
 		if (errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrDuplicate)) && attempt < maxAttempts {
 			// Someone else wrote (or our earlier attempt did): decide again on fresh state.
@@ -293,17 +301,17 @@ func (h *Handler) decide(ctx context.Context, t *domain.Ticket, cmd domain.Ticke
 	return domain.DecideTicket(t, cmd, d)
 }
 
-func (h *Handler) load(ctx context.Context, stream string, entry *cacheEntry) error {
+func (h *Handler) load(ctx context.Context, stream string, entry *cacheEntry) ([]domain.Event, error) {
 	events, rev, err := loadStream(ctx, h.store, stream)
 	if err != nil {
-		return mapStoreError(err)
+		return nil, mapStoreError(err)
 	}
 	entry.state = domain.Ticket{}
 	for _, e := range events {
 		domain.EvolveTicket(&entry.state, e)
 	}
 	entry.revision, entry.loaded = rev, true
-	return nil
+	return events, nil
 }
 
 // LoadTicket returns the decision state of a ticket (from the cache when warm).
@@ -312,7 +320,7 @@ func (h *Handler) LoadTicket(ctx context.Context, ticketID string) (domain.Ticke
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
 	if !entry.loaded {
-		if err := h.load(ctx, domain.TicketStream(ticketID), entry); err != nil {
+		if _, err := h.load(ctx, domain.TicketStream(ticketID), entry); err != nil {
 			return domain.Ticket{}, err
 		}
 	}

@@ -41,6 +41,8 @@ type Server struct {
 	Auth Authenticator
 	// Reports computes GET /v1/reports/{name} (the SQL read model); nil answers 503.
 	Reports ReportSource
+
+	histories histories // for the answers of commands (histories.go)
 }
 
 // Routes returns the HTTP handler of the API.
@@ -214,7 +216,15 @@ func (s *Server) respondTicket(w http.ResponseWriter, r *http.Request, status in
 	if err := s.waitFor(r.Context(), res.Position); err != nil {
 		return err
 	}
-	view, err := s.ticketView(r.Context(), res.TicketID, time.Time{})
+	s.histories.put(res.TicketID, res.History)
+	events, ok := s.histories.extend(res.TicketID, res.Events)
+	if !ok {
+		var err error
+		if events, err = s.readHistory(r.Context(), res.TicketID); err != nil {
+			return err
+		}
+	}
+	view, err := s.foldView(res.TicketID, events, time.Time{})
 	if err != nil {
 		return err
 	}
@@ -230,10 +240,26 @@ func (s *Server) respondTicket(w http.ResponseWriter, r *http.Request, status in
 // detail view: the ticket with its thread exactly as it stood then, its agreement
 // status evaluated at that instant (now, for the current ticket).
 func (s *Server) ticketView(ctx context.Context, id string, asOf time.Time) (projections.TicketView, error) {
-	events, err := s.Handler.TicketEvents(ctx, id)
+	events, err := s.readHistory(ctx, id)
 	if err != nil {
 		return projections.TicketView{}, err
 	}
+	return s.foldView(id, events, asOf)
+}
+
+// readHistory reads a ticket's history from the store and remembers it for the
+// answers of the next commands.
+func (s *Server) readHistory(ctx context.Context, id string) ([]domain.Event, error) {
+	events, err := s.Handler.TicketEvents(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.histories.put(id, events)
+	return events, nil
+}
+
+// foldView folds a ticket's history up to asOf (zero: all of it) into the detail view.
+func (s *Server) foldView(id string, events []domain.Event, asOf time.Time) (projections.TicketView, error) {
 	t, ok := projections.FoldTicket(events, asOf, s.Tickets.LookupSLA)
 	if !ok {
 		if asOf.IsZero() {

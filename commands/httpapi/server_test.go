@@ -640,3 +640,35 @@ func TestCatalogueEndpoints(t *testing.T) {
 	b.TicketType = "Question"
 	s.refused(t, 422, httpapi.ProblemValidation, "POST", "/v1/tickets", b)
 }
+
+// TestCommandAnswersFromHistory: the answer to a command is the ticket as GET shows it,
+// whether it was folded from the history the server remembers and the command's own
+// events or read again from the store because another writer came in between.
+func TestCommandAnswersFromHistory(t *testing.T) {
+	s := newStack(t)
+	created := s.ok(t, http.StatusCreated, "POST", "/v1/tickets", validTicket())
+	id := created.ticket(t).ID
+	sameAsGet := func(answer response, version uint64) {
+		t.Helper()
+		got := s.ok(t, 200, "GET", "/v1/tickets/"+id, nil)
+		if !bytes.Equal(answer.body, got.body) {
+			t.Fatalf("the answer differs from GET:\n answer %s\n get    %s", answer.body, got.body)
+		}
+		if v := answer.ticket(t).Version; v != version {
+			t.Fatalf("answered version %d, want %d", v, version)
+		}
+	}
+	sameAsGet(created, 1)
+	sameAsGet(s.ok(t, 200, "POST", "/v1/tickets/"+id+"/replies", map[string]any{"body": "On our way."}), 2)
+	sameAsGet(s.ok(t, 200, "POST", "/v1/tickets/"+id+"/comments", map[string]any{"body": "Bring a ladder."}), 3)
+
+	// Another writer (here the handler itself, as another ticketd would) appends.
+	if _, err := s.handler.Execute(t.Context(), id, domain.AddComment{Body: "Written elsewhere."}, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	held := s.ok(t, 200, "POST", "/v1/tickets/"+id+"/hold", map[string]any{"reason": "parts"})
+	sameAsGet(held, 5)
+	if !strings.Contains(string(held.body), "Written elsewhere.") {
+		t.Fatalf("the answer misses the other writer's comment: %s", held.body)
+	}
+}
