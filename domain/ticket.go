@@ -57,7 +57,10 @@ type appliedCommand struct {
 }
 
 func commandDigest(id string) [16]byte {
-	sum := sha256.Sum256([]byte(id))
+	// Through a stack buffer: []byte(id) would be an allocation per call, twice per
+	// command (the retry check, then the fold).
+	var buf [64]byte
+	sum := sha256.Sum256(append(buf[:0], id...))
 	return [16]byte(sum[:16])
 }
 
