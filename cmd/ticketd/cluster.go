@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ticketcore/ticketcore/commands/natsapi"
-	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/email"
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
@@ -132,24 +131,6 @@ func (c clusterConfig) apply(storeCfg *jetstream.Config, log *slog.Logger) error
 func sharedSQL(c sqlConfig) bool {
 	return c.driver != "" && c.driver != sqlmodel.DriverSQLite && c.driver != "sqlite3"
 }
-
-// localSQL is the projection the main runner feeds for the SQL read model: the model
-// itself when it is this process's own, nothing when it is shared (the process holding
-// the SQL lease writes it, from a runner of its own: runSharedSQLWriter).
-func localSQL(c sqlConfig, m *sqlmodel.Model) projections.Projection {
-	if sharedSQL(c) {
-		return noProjection{}
-	}
-	return m
-}
-
-// noProjection takes no part: its checkpoint never holds the runner back.
-type noProjection struct{}
-
-func (noProjection) Name() string                     { return "none" }
-func (noProjection) Apply(domain.Event, uint64) error { return nil }
-func (noProjection) Position() uint64                 { return ^uint64(0) }
-func (noProjection) Reset()                           {}
 
 // Lease keys.
 const (

@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	automation := projections.NewAutomation() // assignment rules, unreplied alerts (docs/automation.md)
 	// The email channel (email.go, docs/email.md).
 	mail := newEmailService(cfg.email, cfg.dataDir, h, log)
-	runner := projections.NewRunner(events, log, tickets, automation, catalogueFollower{h.Catalogues()}, localSQL(cfg.sql, readModel), mail)
+	runner := projections.NewRunner(events, log, tickets, automation, catalogueFollower{h.Catalogues()}, mail)
 	pos, err := runner.CatchUp(ctx)
 	if err != nil {
 		return err
@@ -155,6 +155,21 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancelRun()
 	projDone := make(chan error, 1)
 	go func() { projDone <- keepRunning(runCtx, "projections", runner.Run, log) }()
+	// The SQL read model, when it is this process's own, follows the store on a runner
+	// of its own: command answers then wait for the in-memory models only, and a model
+	// catching up (a new file, say) does not hold ticketd's start back. Reports wait for
+	// it (httpapi.Server.ReportsRunner). A shared one is written by the holder of its
+	// lease, from a runner of its own too (cluster.go).
+	var sqlRunner *projections.Runner
+	if !sharedSQL(cfg.sql) {
+		sqlRunner = projections.NewRunner(events, log, readModel)
+		sqlDone := make(chan struct{})
+		go func() {
+			defer close(sqlDone)
+			_ = keepRunning(runCtx, "SQL read model", sqlRunner.Run, log)
+		}()
+		defer func() { cancelRun(); <-sqlDone }() // before the model is closed
+	}
 	startReadModelRebuild(runCtx, cfg.sql, readModel, events, log)
 	go h.RunScheduler(runCtx, tickets, time.Second, cfg.slaWarning)
 	go commands.NewAutomation(h, automation).Run(runCtx, time.Second)
@@ -180,7 +195,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := ensureAdminToken(ctx, h, cfg.dataDir, log); err != nil {
 		return err
 	}
-	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Log: log, Auth: h.Catalogues(), Reports: readModel}
+	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Log: log, Auth: h.Catalogues(), Reports: readModel, ReportsRunner: sqlRunner}
 	srv := &http.Server{Addr: cfg.httpAddr, Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {

@@ -133,16 +133,21 @@ func (d *ticketd) logText() string {
 // position is what /healthz says the process's projections have applied.
 func (d *ticketd) position() (uint64, error) {
 	var h struct {
-		Position uint64 `json:"position"`
+		Position    uint64  `json:"position"`
+		SQLPosition *uint64 `json:"sql_position"`
 	}
 	status, _, err := d.do(http.MethodGet, "/healthz", "", nil, &h)
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("healthz: %d", status)
 	}
+	if h.SQLPosition != nil { // the SQL read model's own runner
+		return min(h.Position, *h.SQLPosition), err
+	}
 	return h.Position, err
 }
 
-// waitPosition waits until the process's projections have applied pos.
+// waitPosition waits until the process's projections, the SQL read model's included,
+// have applied pos.
 func (d *ticketd) waitPosition(t *testing.T, pos uint64, within time.Duration) time.Duration {
 	t.Helper()
 	began := time.Now()

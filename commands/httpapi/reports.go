@@ -54,7 +54,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) error {
 	if s.Reports == nil {
 		return &requestError{http.StatusServiceUnavailable, ProblemUnavailable, "reports need the SQL read model, which this server does not run"}
 	}
-	if err := s.minPosition(r); err != nil {
+	if err := s.waitForReports(r); err != nil {
 		return err
 	}
 	rep, err := s.Reports.Report(r.Context(), query)
@@ -74,4 +74,18 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b.Bytes())
 	return nil
+}
+
+// waitForReports waits until the SQL read model shows what a read of the ticket model
+// would: min_position, and, when the model follows a runner of its own, whatever the
+// ticket model had applied when the report was asked.
+func (s *Server) waitForReports(r *http.Request) error {
+	if s.ReportsRunner == nil {
+		return s.minPosition(r)
+	}
+	pos, err := minPositionOf(r)
+	if err != nil {
+		return err
+	}
+	return waitOn(r.Context(), s.ReportsRunner, max(pos, s.Runner.Position()))
 }

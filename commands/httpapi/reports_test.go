@@ -22,8 +22,8 @@ import (
 	"github.com/ticketcore/ticketcore/projections/sqlmodel"
 )
 
-// reportServer runs the API with the SQL read model on SQLite, fed by the runner with
-// the in-memory model, over a small generated history.
+// reportServer runs the API with the SQL read model on SQLite, fed by a runner of its
+// own as in ticketd, over a small generated history.
 func reportServer(t *testing.T, withReports bool) (string, *commands.Handler, *projtest.Clock) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -42,23 +42,27 @@ func reportServer(t *testing.T, withReports bool) (string, *commands.Handler, *p
 		t.Fatal(err)
 	}
 	tickets := projections.NewTickets()
-	runner := projections.NewRunner(store, log, tickets, model)
+	runner := projections.NewRunner(store, log, tickets)
+	sqlRunner := projections.NewRunner(store, log, model)
 	if _, err := runner.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = runner.Run(ctx)
-	}()
+	done := make(chan struct{}, 2)
+	for _, r := range []*projections.Runner{runner, sqlRunner} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_ = r.Run(ctx)
+		}()
+	}
 	api := &httpapi.Server{Handler: h, Tickets: tickets, Runner: runner, Clock: clock.Now, Log: log}
 	if withReports {
-		api.Reports = model
+		api.Reports, api.ReportsRunner = model, sqlRunner
 	}
 	srv := httptest.NewServer(api.Routes())
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
+		<-done
 		<-done
 		model.Close()
 	})
@@ -125,6 +129,20 @@ func TestReports(t *testing.T) {
 	}
 	if got := backlog(fmt.Sprintf("?min_position=%d", res.Position)).Rows[0]["total"].(float64); got != total+1 {
 		t.Fatalf("after a creation the total is %v, want %v", got, total+1)
+	}
+	// And without min_position, a report asked after a command's answer counts it: the
+	// answer waited for the ticket model, the report waits for the SQL model to catch
+	// up with that.
+	resp, err := http.Post(base+"/v1/tickets", "application/json", strings.NewReader(`{"subject":"Another","raised_by":"new@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v1/tickets: %d", resp.StatusCode)
+	}
+	if got := backlog("").Rows[0]["total"].(float64); got != total+2 {
+		t.Fatalf("after a creation over HTTP the total is %v, want %v", got, total+2)
 	}
 
 	status, header, body := getReport(t, base+"/v1/reports/first-response?group_by=team&format=csv&from=2026-01-01")

@@ -41,6 +41,12 @@ type Server struct {
 	Auth Authenticator
 	// Reports computes GET /v1/reports/{name} (the SQL read model); nil answers 503.
 	Reports ReportSource
+	// ReportsRunner feeds Reports when Runner does not: ticketd runs its SQL read model
+	// on a runner of its own, so that command answers need not wait for SQL commits.
+	// A report then waits until it has applied what Runner had applied when the
+	// report was asked (so it counts a command whose answer came before), and
+	// min_position. Nil: Reports follows Runner.
+	ReportsRunner *projections.Runner
 
 	histories histories // for the answers of commands (histories.go)
 }
@@ -55,7 +61,11 @@ func (s *Server) Routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "position": s.Runner.Position()})
+		health := map[string]any{"status": "ok", "position": s.Runner.Position()}
+		if s.ReportsRunner != nil {
+			health["sql_position"] = s.ReportsRunner.Position()
+		}
+		writeJSON(w, http.StatusOK, health)
 	})
 	mux.HandleFunc("POST /v1/tickets", s.handle(s.createTicket))
 	mux.HandleFunc("GET /v1/tickets", s.handle(s.listTickets))
@@ -202,9 +212,14 @@ func meta(r *http.Request) (commands.Meta, error) {
 
 // waitFor lets a read see the caller's own writes.
 func (s *Server) waitFor(ctx context.Context, pos uint64) error {
+	return waitOn(ctx, s.Runner, pos)
+}
+
+// waitOn waits, at most readWaitTimeout, until runner has applied pos.
+func waitOn(ctx context.Context, runner *projections.Runner, pos uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, readWaitTimeout)
 	defer cancel()
-	if err := s.Runner.WaitFor(ctx, pos); err != nil {
+	if err := runner.WaitFor(ctx, pos); err != nil {
 		return &requestError{http.StatusServiceUnavailable, ProblemUnavailable, fmt.Sprintf("the read model has not reached position %d yet", pos)}
 	}
 	return nil
@@ -382,18 +397,27 @@ func (s *Server) resolveID(idOrNumber string) (string, error) {
 // minPosition honours ?min_position= / X-Min-Position: wait until the read model has
 // applied that position (the X-Event-Position a write returned).
 func (s *Server) minPosition(r *http.Request) error {
+	pos, err := minPositionOf(r)
+	if err != nil || pos == 0 {
+		return err
+	}
+	return s.waitFor(r.Context(), pos)
+}
+
+// minPositionOf is the request's min_position (or X-Min-Position), 0 when absent.
+func minPositionOf(r *http.Request) (uint64, error) {
 	raw := r.URL.Query().Get("min_position")
 	if raw == "" {
 		raw = r.Header.Get("X-Min-Position")
 	}
 	if raw == "" {
-		return nil
+		return 0, nil
 	}
 	pos, err := strconv.ParseUint(raw, 10, 64)
 	if err != nil {
-		return &requestError{http.StatusBadRequest, ProblemMalformed, "min_position must be a non-negative integer"}
+		return 0, &requestError{http.StatusBadRequest, ProblemMalformed, "min_position must be a non-negative integer"}
 	}
-	return s.waitFor(r.Context(), pos)
+	return pos, nil
 }
 
 func parseTime(name, raw string) (time.Time, error) {
