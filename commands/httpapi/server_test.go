@@ -59,6 +59,13 @@ func newStackWith(t *testing.T, secured bool) *stack {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = store.Close() }) // runs last
+	return newStackOn(t, store, secured)
+}
+
+// newStackOn starts the stack on a store.
+func newStackOn(t *testing.T, store eventstore.Store, secured bool) *stack {
+	t.Helper()
+	ctx := context.Background()
 	clk := &clock{}
 	clk.Set(monday)
 	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clk.Now, Logger: quiet})
@@ -645,8 +652,27 @@ func TestCatalogueEndpoints(t *testing.T) {
 // whether it was folded from the history the server remembers and the command's own
 // events or read again from the store because another writer came in between.
 func TestCommandAnswersFromHistory(t *testing.T) {
-	s := newStack(t)
-	created := s.ok(t, http.StatusCreated, "POST", "/v1/tickets", validTicket())
+	store, err := jetstream.Open(t.Context(), jetstream.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	counted := &streamReads{Store: store}
+	s := newStackOn(t, counted, false)
+	// send posts a command and checks how many times it read the ticket's stream, to
+	// decide and to answer.
+	send := func(status int, path string, body any, wantReads int64) response {
+		t.Helper()
+		before := counted.reads.Load()
+		res := s.ok(t, status, "POST", path, body)
+		if got := counted.reads.Load() - before; got != wantReads {
+			t.Fatalf("POST %s read the ticket's stream %d times, want %d", path, got, wantReads)
+		}
+		return res
+	}
+	// The creation's one read is the handler's, to decide: is the stream new? The
+	// answer folds what it read and the creation's event.
+	created := send(http.StatusCreated, "/v1/tickets", validTicket(), 1)
 	id := created.ticket(t).ID
 	sameAsGet := func(answer response, version uint64) {
 		t.Helper()
@@ -659,16 +685,27 @@ func TestCommandAnswersFromHistory(t *testing.T) {
 		}
 	}
 	sameAsGet(created, 1)
-	sameAsGet(s.ok(t, 200, "POST", "/v1/tickets/"+id+"/replies", map[string]any{"body": "On our way."}), 2)
-	sameAsGet(s.ok(t, 200, "POST", "/v1/tickets/"+id+"/comments", map[string]any{"body": "Bring a ladder."}), 3)
+	sameAsGet(send(200, "/v1/tickets/"+id+"/replies", map[string]any{"body": "On our way."}, 0), 2)
+	sameAsGet(send(200, "/v1/tickets/"+id+"/comments", map[string]any{"body": "Bring a ladder."}, 0), 3)
 
 	// Another writer (here the handler itself, as another ticketd would) appends.
 	if _, err := s.handler.Execute(t.Context(), id, domain.AddComment{Body: "Written elsewhere."}, commands.Meta{}); err != nil {
 		t.Fatal(err)
 	}
-	held := s.ok(t, 200, "POST", "/v1/tickets/"+id+"/hold", map[string]any{"reason": "parts"})
+	held := send(200, "/v1/tickets/"+id+"/hold", map[string]any{"reason": "parts"}, 1) // the history has a gap
 	sameAsGet(held, 5)
 	if !strings.Contains(string(held.body), "Written elsewhere.") {
 		t.Fatalf("the answer misses the other writer's comment: %s", held.body)
 	}
+}
+
+// streamReads counts the reads of a stream through a store.
+type streamReads struct {
+	eventstore.Store
+	reads atomic.Int64
+}
+
+func (s *streamReads) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	s.reads.Add(1)
+	return s.Store.ReadStream(ctx, stream)
 }
