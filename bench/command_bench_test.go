@@ -12,6 +12,7 @@ import (
 	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
+	"github.com/ticketcore/ticketcore/eventstore/memstore"
 )
 
 // BenchmarkCommandPath splits one warm command's cost into layers, on one store, one
@@ -100,4 +101,38 @@ func BenchmarkCommandPath(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkHandlerWorkload is the handler's own share of a command (load from its
+// cache, decide, encode, hash, evolve) on the bench's workload, 1 client, against the
+// memory store, whose append costs next to nothing: what a command adds to the bare
+// append the bench's baseline measures.
+//
+//	go test ./bench -run '^$' -bench HandlerWorkload -benchmem
+func BenchmarkHandlerWorkload(b *testing.B) {
+	ctx := context.Background()
+	w := Generate(20000, 1)
+	for b.Loop() {
+		b.StopTimer()
+		store := memstore.New()
+		clock := newWorkloadClock()
+		h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now, NumberBlock: 100})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := h.SeedDefaults(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := runCommands(ctx, h, clock, w, 0, make([]string, w.Tickets), 1, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(w.Steps)), "ns/command")
 }

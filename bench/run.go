@@ -42,6 +42,9 @@ type Config struct {
 	// HeapProfile, when set, receives a heap profile taken after the command phases,
 	// with the whole store loaded (what the handler and the embedded server hold).
 	HeapProfile io.Writer
+	// CPUProfile, when set, receives a CPU profile of the two command phases (with the
+	// raw turns taken beside them), the part of the run the command targets measure.
+	CPUProfile io.Writer
 }
 
 // Rate is a throughput with its latency distribution.
@@ -145,6 +148,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	main := Generate(cfg.Tickets, cfg.Seed)
 	cfg.logf("commands, 4 clients: %d tickets, %d commands, raw CAS publish in turns", cfg.Tickets, len(main.Steps))
 	ids := make([]string, cfg.Tickets+cfg.Extra)
+	stopProfile := func() {}
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			raw.close(ctx)
+			return nil, err
+		}
+		stopProfile = sync.OnceFunc(pprof.StopCPUProfile)
+		defer stopProfile()
+	}
 	four, err := runCommands(ctx, h, clock, main, 0, ids, 4, raw)
 	if err != nil {
 		raw.close(ctx)
@@ -153,6 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	extra := Generate(cfg.Extra, cfg.Seed+1)
 	cfg.logf("commands, 1 client: %d more tickets, %d commands, raw CAS publish in turns", cfg.Extra, len(extra.Steps))
 	one, err := runCommands(ctx, h, clock, extra, cfg.Tickets, ids, 1, raw)
+	stopProfile()
 	raw.close(ctx)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"text/tabwriter"
 
 	"github.com/ticketcore/ticketcore/bench"
@@ -48,7 +47,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	extra := fs.Int("extra", 0, "tickets run by 1 client on top (default tickets/10, at least 50)")
 	dir := fs.String("dir", "", "data folder for the store, kept afterwards (default: a temporary folder, removed)")
 	seed := fs.Uint64("seed", 1, "workload seed")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (all phases but the rebuild process) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command phases (with their raw turns) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken after the command phases, to this file")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -69,20 +68,17 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench: finding this program to run the rebuild in: %w", err)
 	}
+	cfg := bench.Config{
+		Tickets: *tickets, Extra: *extra, Dir: *dir, Seed: *seed, Log: e.stderr,
+		RebuildExe: exe, RebuildArgs: []string{benchRebuildCommand},
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	cfg := bench.Config{
-		Tickets: *tickets, Extra: *extra, Dir: *dir, Seed: *seed, Log: e.stderr,
-		RebuildExe: exe, RebuildArgs: []string{benchRebuildCommand},
+		cfg.CPUProfile = f
 	}
 	if *memProfile != "" {
 		f, err := os.Create(*memProfile)

@@ -2,6 +2,8 @@ package jetstream_test
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ticketcore/ticketcore/eventstore"
@@ -35,6 +37,35 @@ func benchmarkAppend(b *testing.B, size int) {
 		appended += size
 	}
 	b.ReportMetric(float64(appended)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendConcurrent appends single events from 4, 8 and 16 goroutines, each
+// on streams of its own, as concurrent commands do.
+func BenchmarkAppendConcurrent(b *testing.B) {
+	for _, appenders := range []int{4, 8, 16} {
+		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
+			s := open(b, jetstream.Config{DataDir: b.TempDir()})
+			ctx := b.Context()
+			var next atomic.Int64
+			b.SetParallelism((appenders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.RunParallel(func(pb *testing.PB) {
+				me := next.Add(1)
+				revisions := make([]eventstore.Revision, benchStreams/appenders)
+				i := 0
+				for pb.Next() {
+					k := i % len(revisions)
+					res, err := s.Append(ctx, fmt.Sprintf("ticket-%d-%d", me, k), revisions[k], newEvents(1))
+					if err != nil {
+						b.Errorf("Append: %v", err)
+						return
+					}
+					revisions[k] = res.Revision
+					i++
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
 
 func BenchmarkReadAll(b *testing.B) {
