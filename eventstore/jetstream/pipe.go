@@ -30,7 +30,9 @@ import (
 // with a user and password or a token, SUB to its own inbox, HPUB of the event, and
 // the server's MSG/HMSG answer, PING, PONG, INFO, +OK and -ERR. Anything else about the
 // connection (TLS, nkeys, credentials files, reconnecting, a remote server) is the
-// nats.Conn's job, and the store then appends through it.
+// nats.Conn's job, and the store then appends through it. A bulk read (ReadData, in
+// read.go) takes a pipe of its own for the same reason: the client's reader goroutine
+// and its per-message channel cost more than the reading itself.
 
 // pipeIdleLimit is how long a pipe may sit unused before it is replaced rather than
 // used. Nobody reads an idle pipe, so it does not answer the server's pings, and the
@@ -40,9 +42,9 @@ const pipeIdleLimit = time.Minute
 
 var (
 	// errPipeRefused reports a server that did not take the pipe's CONNECT.
-	errPipeRefused = errors.New("embedded server refused the append connection")
+	errPipeRefused = errors.New("embedded server refused the in-process connection")
 	// errPipeUnsent reports a request that did not leave its pipe (pipe.request).
-	errPipeUnsent = errors.New("append connection closed before the message was sent")
+	errPipeUnsent = errors.New("in-process connection closed before the message was sent")
 )
 
 // pipePool holds the store's pipes. A slot is a pipe or nil (not dialled yet, or
@@ -50,7 +52,7 @@ var (
 // nats.Conn, so that the number of pipes stays bounded and nobody waits for one.
 type pipePool struct {
 	srv     *server.Server
-	connect []byte // the JSON of every pipe's CONNECT
+	connect connectOptions // every pipe's CONNECT, but its name
 	slots   chan *pipe
 }
 
@@ -82,16 +84,12 @@ func newPipePool(srv *server.Server, opts []nats.Option, size int) (*pipePool, e
 	if o.Nkey != "" || o.UserJWT != nil || o.UserInfo != nil || o.TokenHandler != nil || o.Secure || o.TLSConfig != nil {
 		return nil, nil
 	}
-	connect, err := json.Marshal(connectOptions{
-		Name: "ticketcore-append", Lang: "go", Version: nats.Version, Protocol: 1,
-		Headers: true, NoResponders: true,
+	connect := connectOptions{
+		Lang: "go", Version: nats.Version, Protocol: 1, Headers: true, NoResponders: true,
 		User: o.User, Pass: o.Password, Token: o.Token,
-	})
-	if err != nil {
-		return nil, err
 	}
 	pool := &pipePool{srv: srv, connect: connect, slots: make(chan *pipe, size)}
-	first, err := pool.dial()
+	first, err := pool.dial(appendPipe)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +119,7 @@ func (p *pipePool) get() *pipe {
 	if pc != nil {
 		pc.conn.Close()
 	}
-	pc, err := p.dial()
+	pc, err := p.dial(appendPipe)
 	if err != nil {
 		p.slots <- nil
 		return nil
@@ -170,18 +168,39 @@ type pipe struct {
 	broken       bool // an error left the protocol in an unknown place
 }
 
-// pipeReadBuffer holds any line of the protocol an append reads but an INFO of a
-// large cluster, which is read whole at the handshake and skipped in pieces after.
+// pipeUse is what a pipe is for: the connection name the server shows (monitoring
+// tells the pipes of appends from those of bulk reads) and the size of its read buffer.
+type pipeUse struct {
+	name       string
+	readBuffer int
+}
+
+var (
+	// appendPipe reads acknowledgements: its buffer holds any line of the protocol an
+	// append reads but an INFO of a large cluster, which is read whole at the handshake
+	// and skipped in pieces after.
+	appendPipe = pipeUse{name: "ticketcore-append", readBuffer: pipeReadBuffer}
+	// readPipe reads the answers of bulk reads (ReadData): each read of a pipe takes at
+	// most one buffer of what the server writes.
+	readPipe = pipeUse{name: "ticketcore-read", readBuffer: 64 << 10}
+)
+
 const pipeReadBuffer = 4096
 
-// dial opens a pipe to the server and introduces it.
-func (p *pipePool) dial() (*pipe, error) {
+// dial opens a pipe to the server for use and introduces it.
+func (p *pipePool) dial(use pipeUse) (*pipe, error) {
+	connect := p.connect
+	connect.Name = use.name
+	hello, err := json.Marshal(connect)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := p.srv.InProcessConn()
 	if err != nil {
 		return nil, err
 	}
-	pc := &pipe{conn: conn, r: bufio.NewReaderSize(conn, pipeReadBuffer), inbox: nats.NewInbox(), lastUsed: time.Now()}
-	if err := pc.handshake(p.connect); err != nil {
+	pc := &pipe{conn: conn, r: bufio.NewReaderSize(conn, use.readBuffer), inbox: nats.NewInbox(), lastUsed: time.Now()}
+	if err := pc.handshake(hello); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -196,21 +215,21 @@ func (pc *pipe) handshake(connect []byte) error {
 	// The first INFO is read whole, however long (a cluster's lists its peers' URLs).
 	line, err := pc.r.ReadBytes('\n')
 	if err != nil {
-		return fmt.Errorf("append connection: %w", err)
+		return fmt.Errorf("in-process connection: %w", err)
 	}
 	info, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), []byte("INFO "))
 	if !ok {
-		return fmt.Errorf("append connection: expected INFO, got %q", line)
+		return fmt.Errorf("in-process connection: expected INFO, got %q", line)
 	}
 	var serverInfo struct {
 		MaxPayload int  `json:"max_payload"`
 		Headers    bool `json:"headers"`
 	}
 	if err := json.Unmarshal(info, &serverInfo); err != nil {
-		return fmt.Errorf("append connection: INFO: %w", err)
+		return fmt.Errorf("in-process connection: INFO: %w", err)
 	}
 	if !serverInfo.Headers {
-		return fmt.Errorf("append connection: %w", nats.ErrHeadersNotSupported)
+		return fmt.Errorf("in-process connection: %w", nats.ErrHeadersNotSupported)
 	}
 	pc.maxPayload = serverInfo.MaxPayload
 	hello := make([]byte, 0, len(connect)+len(pc.inbox)+32)
@@ -220,12 +239,12 @@ func (pc *pipe) handshake(connect []byte) error {
 	hello = append(hello, pc.inbox...)
 	hello = append(hello, " 1\r\nPING\r\n"...)
 	if _, err := pc.conn.Write(hello); err != nil {
-		return fmt.Errorf("append connection: %w", err)
+		return fmt.Errorf("in-process connection: %w", err)
 	}
 	for {
 		line, err := pc.readLine()
 		if err != nil {
-			return fmt.Errorf("append connection: %w", err)
+			return fmt.Errorf("in-process connection: %w", err)
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("PONG")):
@@ -332,47 +351,53 @@ func (pc *pipe) setDeadline(ctx context.Context) error {
 	return pc.conn.SetDeadline(deadline)
 }
 
-// readAnswer reads up to the next message on the inbox, answering the server's pings
-// on the way.
+// readAnswer reads up to the next message on the inbox and returns its payload, a
+// view of the read buffer valid until the next read.
 func (pc *pipe) readAnswer() ([]byte, error) {
+	header, payload, err := pc.readMessage()
+	if err != nil {
+		return nil, err
+	}
+	// A header without a payload is a status: 503 is "no responders".
+	if len(payload) == 0 && bytes.HasPrefix(header, []byte("NATS/1.0 503")) {
+		return nil, nats.ErrNoResponders
+	}
+	return payload, nil
+}
+
+// readMessage reads up to the next message on the inbox, answering the server's pings
+// on the way, and returns its header block (empty for a MSG) and payload: views of the
+// read buffer valid until the next read when the message fits in it.
+func (pc *pipe) readMessage() (header, payload []byte, err error) {
 	for {
 		line, err := pc.readLine()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("MSG ")):
 			size, err := lastNumber(line)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			_, payload, err := pc.readBody(0, size)
-			return payload, err
+			return pc.readBody(0, size)
 		case bytes.HasPrefix(line, []byte("HMSG ")):
 			// HMSG <subject> <sid> [reply] <header size> <total size>
 			total, err := lastNumber(line)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			hdrSize, err := lastNumber(bytes.TrimRight(line[:bytes.LastIndexByte(line, ' ')], " "))
 			if err != nil || hdrSize > total {
-				return nil, fmt.Errorf("append connection: malformed %q", line)
+				return nil, nil, fmt.Errorf("in-process connection: malformed %q", line)
 			}
-			header, payload, err := pc.readBody(hdrSize, total)
-			if err != nil {
-				return nil, err
-			}
-			// A header without a payload is a status: 503 is "no responders".
-			if len(payload) == 0 && bytes.HasPrefix(header, []byte("NATS/1.0 503")) {
-				return nil, nats.ErrNoResponders
-			}
-			return payload, nil
+			return pc.readBody(hdrSize, total)
 		case bytes.HasPrefix(line, []byte("PING")):
 			if _, err := pc.conn.Write([]byte("PONG\r\n")); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case bytes.HasPrefix(line, []byte("-ERR")):
-			return nil, fmt.Errorf("append connection: server error %s", line)
+			return nil, nil, fmt.Errorf("in-process connection: server error %s", line)
 		}
 		// PONG, +OK and INFO need nothing.
 	}
@@ -403,7 +428,7 @@ func lastNumber(line []byte) (int, error) {
 	field := line[bytes.LastIndexByte(line, ' ')+1:]
 	n, err := strconv.Atoi(string(field))
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("append connection: malformed %q", line)
+		return 0, fmt.Errorf("in-process connection: malformed %q", line)
 	}
 	return n, nil
 }

@@ -181,7 +181,7 @@ func TestPipeClosedByServer(t *testing.T) {
 
 func TestPipeAnswers(t *testing.T) {
 	s := openPipeStore(t, func(o *server.Options) { o.MaxPayload = 4096 })
-	pc, err := s.pipes.dial()
+	pc, err := s.pipes.dial(appendPipe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +306,39 @@ func TestPipeLongInfo(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadDataGoesThroughPipe: on the embedded server, a bulk read asks for its
+// batches on a pipe of its own, which it closes when done.
+func TestReadDataGoesThroughPipe(t *testing.T) {
+	s := openPipeStore(t, nil)
+	appendN(t, s, "ticket-1", eventstore.NoStream, dataBatch+10)
+	var got int
+	if err := s.ReadData(t.Context(), 1, dataBatch+10, func(batch []eventstore.RecordedEvent) error {
+		got += len(batch)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != dataBatch+10 {
+		t.Fatalf("read %d events, want %d", got, dataBatch+10)
+	}
+	// The server files a connection as closed a moment after the pipe is closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		connz, err := s.srv.Connz(&server.ConnzOptions{State: server.ConnAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range connz.Conns {
+			if c.Name == readPipe.name && c.Stop != nil && c.InMsgs == 2 && c.OutMsgs == dataBatch+10+2 {
+				return // two requests, answered by every event and two ends of batch
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no closed read pipe with 2 requests and %d answers among %+v", dataBatch+12, connz.Conns)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

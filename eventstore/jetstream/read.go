@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -363,6 +364,16 @@ func (s *Store) ReadData(ctx context.Context, from, to uint64, fn func([]eventst
 	if from > to {
 		return nil
 	}
+	if s.pipes != nil {
+		if pc, err := s.pipes.dial(readPipe); err == nil {
+			return s.readDataPipe(ctx, pc, from, to, fn)
+		}
+	}
+	return s.readDataConn(ctx, from, to, fn)
+}
+
+// readDataConn is ReadData on the store's connection, dataInFlight requests at a time.
+func (s *Store) readDataConn(ctx context.Context, from, to uint64, fn func([]eventstore.RecordedEvent) error) error {
 	var queue []*dataRequest // outstanding requests, in the order of their positions
 	for range dataInFlight {
 		// One inbox per request: each reply channel holds one whole batch and its end
@@ -459,21 +470,145 @@ func receiveDataBatch(ctx context.Context, replies <-chan *nats.Msg, emit func([
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w: %w", eventstore.ErrUnavailable, ctx.Err())
 		}
-		switch status := msg.Header.Get(hdrStatus); status {
-		case "":
-			emit(msg.Data)
-		case statusEndOfBatch:
-			last, err := strconv.ParseUint(msg.Header.Get(hdrLastSeq), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("end of batch: bad %s header: %w", hdrLastSeq, err)
+		if status := msg.Header.Get(hdrStatus); status != "" {
+			return batchEnd(status, msg.Header.Get(hdrLastSeq), msg.Header.Get(hdrStatusDesc))
+		}
+		emit(msg.Data)
+	}
+}
+
+// batchEnd reads the status message that ends the answer to a bulk direct get: the
+// end of the batch, with the sequence of the last message sent, or nothing found (0).
+func batchEnd(status, lastSeq, description string) (uint64, error) {
+	switch status {
+	case statusEndOfBatch:
+		last, err := strconv.ParseUint(lastSeq, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("end of batch: bad %s header: %w", hdrLastSeq, err)
+		}
+		return last, nil
+	case statusNotFound:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("%w: status %s %s", eventstore.ErrUnavailable, status, description)
+}
+
+// Bulk reads on a pipe.
+//
+// With the embedded server, ReadData reads on a pipe of its own (pipe.go), one bulk
+// direct get at a time. Through the nats.Conn, the client's reader goroutine parses
+// every message of an answer into a message value of its own, with its own copy of the
+// data, and hands it over a channel; on the pipe, the reading goroutine takes the
+// answer off the connection itself and copies each event's data next to the others'.
+// The server prepares a batch while the previous one is decoded and applied on other
+// goroutines; the round trip between batches is a small part of one.
+
+// dataArena is the size of the buffers the events read on a pipe are copied into, many
+// to a buffer: one allocation for hundreds of events.
+const dataArena = 1 << 20
+
+// readDataPipe is ReadData on pc, which it closes.
+func (s *Store) readDataPipe(ctx context.Context, pc *pipe, from, to uint64, fn func([]eventstore.RecordedEvent) error) error {
+	defer pc.conn.Close()
+	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(time.Now()) })
+	defer stop()
+	var arena []byte
+	for from <= to {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		last := min(to, from+dataBatch-1)
+		batch := make([]eventstore.RecordedEvent, 0, last-from+1)
+		end, err := s.requestDataOn(pc, from, last, func(data []byte) {
+			if len(arena)+len(data) > cap(arena) {
+				arena = make([]byte, 0, max(dataArena, len(data)))
 			}
-			return last, nil
-		case statusNotFound:
-			return 0, nil
-		default:
-			return 0, fmt.Errorf("%w: status %s %s", eventstore.ErrUnavailable, status, msg.Header.Get(hdrStatusDesc))
+			start := len(arena)
+			arena = append(arena, data...)
+			batch = append(batch, eventstore.RecordedEvent{Position: from + uint64(len(batch)), Data: arena[start:len(arena):len(arena)]})
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("direct get from %d: %w", from, err)
+		}
+		if len(batch) == 0 || end != batch[len(batch)-1].Position {
+			// Not known to be consecutive (see Bulk reads): the positions come from the
+			// ordered consumer.
+			if err := s.readDataSlow(ctx, from, last, fn); err != nil {
+				return err
+			}
+			from = last + 1
+			continue
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+		// The server ends a batch early at getMaxBytes: the rest is asked for next.
+		from = end + 1
+	}
+	return nil
+}
+
+// requestDataOn asks, on pc, for the messages at positions from to to without
+// headers, passes the data of each to emit, and returns the sequence of the last one
+// sent (0 if there was none).
+func (s *Store) requestDataOn(pc *pipe, from, to uint64, emit func([]byte)) (uint64, error) {
+	req, err := json.Marshal(directGetRequest{Seq: from, Batch: int(to - from + 1), MaxBytes: getMaxBytes, NoHeaders: true})
+	if err != nil {
+		return 0, err
+	}
+	if err := pc.conn.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+		return 0, fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	out := append(pc.out[:0], "PUB "...)
+	out = append(out, s.getSubject...)
+	out = append(out, ' ')
+	out = append(out, pc.inbox...)
+	out = append(out, ' ')
+	out = strconv.AppendInt(out, int64(len(req)), 10)
+	out = append(out, "\r\n"...)
+	out = append(out, req...)
+	out = append(out, "\r\n"...)
+	pc.out = out
+	if _, err := pc.conn.Write(out); err != nil {
+		return 0, fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	for {
+		header, payload, err := pc.readMessage()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
+		// Data comes without headers (no_hdr): a header block is a status.
+		if status, description, ok := headerStatus(header); ok {
+			return batchEnd(status, headerValue(header, hdrLastSeq), description)
+		}
+		emit(payload)
+	}
+}
+
+// headerStatus returns the status code and description of a NATS header block's first
+// line ("NATS/1.0 204 EOB"), and false when it has none.
+func headerStatus(header []byte) (status, description string, ok bool) {
+	line, _, _ := bytes.Cut(header, []byte("\r\n"))
+	rest, found := bytes.CutPrefix(line, []byte("NATS/1.0 "))
+	if !found {
+		return "", "", false
+	}
+	code, desc, _ := bytes.Cut(rest, []byte(" "))
+	return string(code), string(desc), len(code) > 0
+}
+
+// headerValue returns the value of the header named key in a NATS header block.
+func headerValue(header []byte, key string) string {
+	lines := bytes.Split(header, []byte("\r\n"))
+	for _, line := range lines[1:] {
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && string(name) == key {
+			return string(bytes.TrimSpace(value))
 		}
 	}
+	return ""
 }
 
 // readDataSlow passes the events at positions from to to to fn in one batch, read
