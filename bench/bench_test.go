@@ -6,11 +6,13 @@ import (
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
 	"github.com/ticketcore/ticketcore/projections"
+	"github.com/ticketcore/ticketcore/projections/sqlmodel"
 
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -281,4 +283,38 @@ func BenchmarkRebuildDir(b *testing.B) {
 	}
 	b.ReportMetric(events/seconds, "events/s")
 	b.ReportMetric(cpu/events*1e6, "cpu-µs/event")
+}
+
+// BenchmarkSQLCatchUpDir is a fresh SQLite read model catching up on a kept store
+// (BENCH_STORE, as for BenchmarkRebuildDir): what ticketd does on its first start over
+// an existing store, or after the read model's file is removed.
+//
+//	BENCH_STORE=/tmp/b/jetstream go test ./bench -run '^$' -bench SQLCatchUpDir -benchtime 1x -cpuprofile cpu.out
+func BenchmarkSQLCatchUpDir(b *testing.B) {
+	dir := os.Getenv("BENCH_STORE")
+	if dir == "" {
+		b.Skip("BENCH_STORE is not set")
+	}
+	ctx := context.Background()
+	store, err := jetstream.Open(ctx, jetstream.Config{DataDir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	var events float64
+	for b.Loop() {
+		model, err := sqlmodel.Open(ctx, sqlmodel.Config{URL: filepath.Join(b.TempDir(), "readmodel.sqlite")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pos, err := projections.NewRunner(store, nil, model).CatchUp(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := model.Close(); err != nil {
+			b.Fatal(err)
+		}
+		events += float64(pos)
+	}
+	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
 }

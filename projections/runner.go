@@ -110,6 +110,13 @@ var errCaughtUp = errors.New("caught up")
 // catchUpChunk is how many consecutive events one decode worker takes at a time.
 const catchUpChunk = 256
 
+// catchUpFlush is how many events a catch-up applies between two flushes. A SQL model
+// commits one transaction per flush, and a transaction costs about as much for the
+// tables' pages it writes as for the rows it adds: measured on SQLite with a
+// 10 000-ticket store, flushing every 256 events caught up at 3 300 events/s, every
+// 16 384 at 10 000 events/s. Positions are reported as they are flushed.
+const catchUpFlush = 16384
+
 // decodeChunk is a run of consecutive events decoded together by one worker.
 type decodeChunk struct {
 	recs   []eventstore.RecordedEvent
@@ -245,9 +252,23 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 }
 
 // applyInOrder applies decoded chunks in the order they were read; on the first error it
-// cancels the catch-up and drains the rest.
+// cancels the catch-up and drains the rest. It flushes every catchUpFlush events and at
+// the end, and reports a position once it is flushed.
 func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, ordered <-chan *decodeChunk) error {
 	var failed error
+	var applied uint64 // the last position applied and not flushed yet
+	unflushed := 0
+	settle := func() {
+		if failed != nil || applied == 0 {
+			return
+		}
+		if failed = r.flush(); failed != nil {
+			cancel()
+			return
+		}
+		r.advanceTo(applied)
+		applied, unflushed = 0, 0
+	}
 	for c := range ordered {
 		if failed != nil {
 			continue
@@ -262,16 +283,17 @@ func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, or
 		for i := 0; failed == nil && i < len(c.events); i++ {
 			failed = r.applyDecoded(c.events[i], c.recs[i].Position)
 		}
-		if failed == nil {
-			failed = r.flush()
-		}
 		c.recycle()
 		if failed != nil {
 			cancel()
 			continue
 		}
-		r.advanceTo(c.recs[len(c.recs)-1].Position)
+		applied = c.recs[len(c.recs)-1].Position
+		if unflushed += len(c.recs); unflushed >= catchUpFlush {
+			settle()
+		}
 	}
+	settle()
 	return failed
 }
 

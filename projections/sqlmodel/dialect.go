@@ -153,6 +153,7 @@ func (t target) open() (*sql.DB, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "cache_size(-32768)") // 32 MiB of pages per connection
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 		db, err := sql.Open("sqlite", "file:"+t.path+"?"+q.Encode())
 		if err != nil {

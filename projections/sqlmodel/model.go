@@ -45,8 +45,11 @@ type Config struct {
 	// Schema is the PostgreSQL schema holding the tables (default "readmodel"; a
 	// rebuild builds the next one beside it and renames it into place).
 	Schema string
-	// BatchSize is the most events one transaction holds (default 500). The runner
-	// also commits after each catch-up chunk and each live event (projections.Flusher).
+	// BatchSize is the most events one transaction holds (default 16 384, at most
+	// maxPendingEvents). The runner also commits every 16 384 events of a catch-up and
+	// after each live event (projections.Flusher). A transaction costs about as much
+	// for the pages of the tables and indexes it writes as for its rows, so a catch-up
+	// goes faster in large ones (docs/performance.md).
 	BatchSize int
 	Log       *slog.Logger
 }
@@ -222,8 +225,9 @@ func Open(ctx context.Context, cfg Config) (*Model, error) {
 
 func (cfg *Config) target() (target, error) {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = 16384
 	}
+	cfg.BatchSize = min(cfg.BatchSize, maxPendingEvents)
 	switch strings.ToLower(cfg.Driver) {
 	case "", DriverSQLite, "sqlite3":
 		if cfg.URL == "" {
@@ -657,9 +661,9 @@ func (m *Model) flushLocked() error {
 	return m.flushWith(false)
 }
 
-// maxPendingBatches bounds what a model keeps pending while its database fails: past
+// maxPendingEvents bounds what a model keeps pending while its database fails: past
 // it, the error stops the runner.
-const maxPendingBatches = 100
+const maxPendingEvents = 100_000
 
 func (m *Model) flushWith(force bool) error {
 	if m.batch.last == 0 {
@@ -668,7 +672,7 @@ func (m *Model) flushWith(force bool) error {
 	if m.closed {
 		return errors.New("sqlmodel: the model is closed")
 	}
-	tooMany := m.batch.events >= maxPendingBatches*m.cfg.BatchSize
+	tooMany := m.batch.events >= maxPendingEvents
 	if !force && !m.strict && !tooMany && time.Now().Before(m.retryAt) {
 		return nil // backing off after a failure
 	}
