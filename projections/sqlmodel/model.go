@@ -192,10 +192,10 @@ func (r *rowSet) add(t *table, row []any) {
 	r.rows[t] = append(r.rows[t], row)
 }
 
-// statement is the multi-row statement writing n rows to t.
-func (t *table) statement(n int) string {
+// statement is the multi-row statement writing n rows to t on d.
+func (t *table) statement(d *dialect, n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES ")
+	b.WriteString(d.insert + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES ")
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
 	for i := range n {
 		if i > 0 {
@@ -812,7 +812,7 @@ func (m *Model) write(ctx context.Context, tx *sql.Tx, t *table, rows [][]any) e
 		for _, row := range rows[:n] {
 			args = append(args, row...)
 		}
-		if _, err := tx.ExecContext(ctx, d.rebind(t.statement(n)), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, d.rebind(t.statement(d, n)), args...); err != nil {
 			return fmt.Errorf("write %d rows to %s: %w", n, t.name, err)
 		}
 		rows = rows[n:]

@@ -428,3 +428,71 @@ func TestCommitRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestConstraintFailureRollsBack: a commit that breaks a constraint half-way (a row the
+// model did not write is in the way) leaves nothing of its batch in the tables and the
+// batch pending; once the row is gone, the batch commits whole.
+func TestConstraintFailureRollsBack(t *testing.T) {
+	hist := loadHistory(t)
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		m, err := sqlmodel.Open(ctx, b.config(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		const n = 200
+		var ticketID, messageID string
+		for i := range n {
+			if created, ok := hist.events[i].Payload.(domain.TicketCreated); ok && ticketID == "" {
+				ticketID, messageID = hist.events[i].Stream[len("ticket-"):], created.OpeningMessageID
+			}
+			if err := m.Apply(hist.events[i], hist.pos[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ticketID == "" || m.Committed() != 0 {
+			t.Fatalf("no ticket created in the first %d events, or a commit already (%d)", n, m.Committed())
+		}
+		exec := func(query string, args ...any) {
+			t.Helper()
+			if err := m.Read(ctx, func(db *sql.DB) error {
+				_, err := db.ExecContext(ctx, m.Rebind(query), args...)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count := func(table string) (n int) {
+			t.Helper()
+			if err := m.Read(ctx, func(db *sql.DB) error {
+				return db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		exec(`INSERT INTO messages (ticket_id, message_id, seq, direction, sent_at, body, attachments, position)
+			VALUES (?, ?, 0, 'in', ?, 'in the way', 0, 0)`, ticketID, messageID, m.Time(time.Now()))
+		if err := m.Flush(); err != nil {
+			t.Fatal(err) // a failed commit is retried later, not returned
+		}
+		if m.Err() == nil || m.Committed() != 0 || m.Pending() != n {
+			t.Fatalf("commit over a conflicting row: error %v, checkpoint %d, %d pending", m.Err(), m.Committed(), m.Pending())
+		}
+		if got := count("tickets") + count("comments") + count("status_history"); got != 0 || count("messages") != 1 {
+			t.Fatalf("a failed commit left rows: %d besides the messages, %d messages", got, count("messages"))
+		}
+		exec(`DELETE FROM messages WHERE ticket_id = ? AND message_id = ?`, ticketID, messageID)
+		deadline := time.Now().Add(10 * time.Second) // the retry comes after a back-off
+		for m.Err() != nil || m.Pending() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the batch was not committed again: %v, %d pending", m.Err(), m.Pending())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if m.Committed() != hist.pos[n-1] || count("tickets") == 0 {
+			t.Fatalf("checkpoint %d, %d tickets; want %d and some", m.Committed(), count("tickets"), hist.pos[n-1])
+		}
+	})
+}
