@@ -188,8 +188,25 @@ func TestClusterNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node JetStream cluster; skipped with -short")
 	}
-	began := time.Now()
 	c := jstest.StartCluster(t)
+	testNodeLoss(t, c, c.Shutdown)
+}
+
+// TestClusterNodeKilled is TestClusterNodeLoss with each node in a nats-server process
+// of its own, and the stream leader killed (SIGKILL) instead of shut down: it hands
+// nothing off and flushes nothing, as in a crash. The same promises hold.
+func TestClusterNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster in processes; skipped with -short")
+	}
+	c := jstest.StartClusterWith(t, jstest.Options{Processes: true})
+	testNodeLoss(t, c, c.Kill)
+}
+
+// testNodeLoss runs the load of TestClusterNodeLoss on c, stopping the stream leader
+// with lose.
+func testNodeLoss(t *testing.T, c *jstest.Cluster, lose func(node int)) {
+	began := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	urls := c.URLs()
@@ -327,7 +344,7 @@ func TestClusterNodeLoss(t *testing.T) {
 			t.Fatal("no node leads the event stream")
 		}
 		leaders = append(leaders, c.Name(node))
-		c.Shutdown(node)
+		lose(node)
 		time.Sleep(phase)
 		c.Restart(node)
 	}
@@ -370,7 +387,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	ticketsMu.Unlock()
 	diffs := sameTickets(t, ids, live, rebuilt)
 
-	t.Logf("stream leaders shut down and restarted: %v; load %v", leaders, loadTime.Round(time.Millisecond))
+	t.Logf("stream leaders stopped and restarted: %v; load %v", leaders, loadTime.Round(time.Millisecond))
 	t.Logf("%d commands acknowledged (%d after retrying an unknown outcome, %d of them duplicates of a stored first attempt); %d unavailable answers retried; %d conflicts after the handler's retries; %d refusals; slowest acknowledged command %v",
 		len(acklist), retriedOK.Load(), dup.Load(), unavailable.Load(), conflicts.Load(), refused.Load(), time.Duration(slowest.Load()).Round(time.Millisecond))
 	t.Logf("store: %d events in %d streams; %d duplicates, %d acknowledged missing, %d at another version; live projection converged %v after the load; %d tickets differ from the rebuild",

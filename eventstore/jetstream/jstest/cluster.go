@@ -1,7 +1,10 @@
-// Package jstest starts NATS JetStream servers inside a test process: a standalone
-// server, or a cluster of several nodes with routes between them, each with its own
-// storage directory, all on 127.0.0.1. Nodes can be shut down and restarted on the
-// same directory and ports, to test what survives the loss of a node.
+// Package jstest starts NATS JetStream servers for tests: a standalone server, or a
+// cluster of several nodes with routes between them, each with its own storage
+// directory, all on 127.0.0.1. The nodes run inside the test process, or each in a
+// nats-server process of its own (built from the module this one requires), so that a
+// node can be killed as a crash or the kernel's out-of-memory killer kills one. Nodes
+// can be stopped and restarted on the same directory and ports, to test what survives
+// the loss of a node.
 package jstest
 
 import (
@@ -9,8 +12,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +33,7 @@ const readyTimeout = 30 * time.Second
 type Cluster struct {
 	t         testing.TB
 	configure func(*server.Options)
+	exe       string // the nats-server command the nodes run in (Options.Processes)
 	mu        sync.Mutex
 	nodes     []*node
 }
@@ -38,16 +44,27 @@ type node struct {
 	dir         string
 	clientPort  int
 	clusterPort int
-	srv         *server.Server // nil while shut down
+	srv         *server.Server // in the test process; nil while shut down
+
+	// A node in a process of its own (Options.Processes).
+	monitorPort int
+	cmd         *exec.Cmd // nil while shut down
+	exited      chan struct{}
 }
+
+func (nd *node) running() bool { return nd.srv != nil || nd.cmd != nil }
 
 // Options adjust the servers of a cluster.
 type Options struct {
 	// Nodes is the number of servers (default 3).
 	Nodes int
 	// Configure, when set, adjusts each server's options before it starts (limits,
-	// authentication). It is called again at every restart.
+	// authentication). It is called again at every restart. Not with Processes.
 	Configure func(*server.Options)
+	// Processes runs each node in a nats-server process of its own, which Kill can
+	// kill (SIGKILL). The first cluster a test binary starts that way builds the
+	// nats-server command (a few seconds).
+	Processes bool
 }
 
 // StartCluster starts a JetStream cluster of 3 nodes (n1, n2, n3) on 127.0.0.1, each
@@ -63,7 +80,17 @@ func StartClusterWith(t testing.TB, opts Options) *Cluster {
 	if n == 0 {
 		n = 3
 	}
+	if opts.Processes && opts.Configure != nil {
+		t.Fatal("jstest: Options.Configure does not reach nodes in processes of their own")
+	}
 	c := &Cluster{t: t, configure: opts.Configure}
+	if opts.Processes {
+		exe, err := natsServerCommand()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.exe = exe
+	}
 	// freePort's ports can be taken by another process before a node binds them (the
 	// test packages run in parallel), so a start that fails is tried again on new ports.
 	var err error
@@ -99,6 +126,7 @@ func (c *Cluster) startAll(t testing.TB, n int) error {
 			dir:         t.TempDir(),
 			clientPort:  freePort(t),
 			clusterPort: freePort(t),
+			monitorPort: freePort(t),
 		})
 	}
 	c.mu.Unlock()
@@ -124,6 +152,9 @@ func freePort(t testing.TB) int {
 }
 
 func (c *Cluster) start(i int, configure func(*server.Options)) error {
+	if c.exe != "" {
+		return c.startProcess(i)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	nd := c.nodes[i]
@@ -172,8 +203,12 @@ func (c *Cluster) start(i int, configure func(*server.Options)) error {
 }
 
 // WaitReady waits until one running node is the JetStream meta leader and every
-// running node is current (has caught up with the meta group).
+// running node is current (has caught up with the meta group). Nodes in processes are
+// ready when their health endpoint is, which also asks that their streams be current.
 func (c *Cluster) WaitReady(timeout time.Duration) error {
+	if c.exe != "" {
+		return c.waitHealthy(timeout)
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		leader, peers, current, running := "", 0, 0, 0
@@ -220,15 +255,16 @@ func (c *Cluster) Size() int { return len(c.nodes) }
 // Name is node i's server name (n1, n2, ...).
 func (c *Cluster) Name(i int) string { return c.nodes[i].name }
 
-// Server is node i's server, nil while it is shut down.
+// Server is node i's server, nil while it is shut down or when it runs in a process.
 func (c *Cluster) Server(i int) *server.Server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodes[i].srv
 }
 
-// Shutdown stops node i (server.Shutdown: it hands off the leaderships it holds
-// first) and waits until it has stopped. Its directory and ports are kept.
+// Shutdown stops node i (server.Shutdown, or SIGTERM for a process: it hands off the
+// leaderships it holds first) and waits until it has stopped. Its directory and ports
+// are kept.
 func (c *Cluster) Shutdown(i int) {
 	c.mu.Lock()
 	srv := c.nodes[i].srv
@@ -238,13 +274,27 @@ func (c *Cluster) Shutdown(i int) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	}
+	c.stopProcess(i, syscall.SIGTERM)
+}
+
+// Kill kills node i's process (SIGKILL): it stops at once, with whatever its files
+// hold. Its directory and ports are kept. Only with Options.Processes.
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	if c.exe == "" {
+		c.t.Fatal("jstest: Kill needs a cluster started with Options.Processes")
+	}
+	c.stopProcess(i, syscall.SIGKILL)
 }
 
 // Restart starts node i again on its directory and ports and waits until the cluster
 // is ready.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
-	if c.Server(i) != nil {
+	c.mu.Lock()
+	running := c.nodes[i].running()
+	c.mu.Unlock()
+	if running {
 		c.t.Fatalf("jstest: node %s is running", c.nodes[i].name)
 	}
 	if err := c.start(i, c.configure); err != nil {
@@ -258,6 +308,9 @@ func (c *Cluster) Restart(i int) {
 // StreamLeader is the index of the node leading the stream of the global account
 // ($G), or -1 when no running node does.
 func (c *Cluster) StreamLeader(stream string) int {
+	if c.exe != "" {
+		return c.processStreamLeader(stream)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, nd := range c.nodes {
@@ -271,6 +324,9 @@ func (c *Cluster) StreamLeader(stream string) int {
 // WaitStreamCurrent waits until every running node holds a current replica of the
 // stream (after a restart, once the node has caught up).
 func (c *Cluster) WaitStreamCurrent(stream string, timeout time.Duration) error {
+	if c.exe != "" {
+		return c.waitHealthy(timeout) // a healthy node's streams are current
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		ok := true
