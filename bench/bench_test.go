@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"github.com/ticketcore/ticketcore/commands"
 	"github.com/ticketcore/ticketcore/domain"
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
@@ -91,14 +90,8 @@ func loadedStoreT(b testing.TB, n int) *jetstream.Store {
 	}
 	b.Cleanup(func() { store.Close() })
 	clock := newWorkloadClock()
-	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now, NumberBlock: 100})
+	h, err := newBenchHandler(ctx, store, clock)
 	if err != nil {
-		b.Fatal(err)
-	}
-	if err := h.SeedDefaults(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := runCommands(ctx, h, clock, Generate(n, 1), 0, make([]string, n), 2, nil); err != nil {

@@ -116,14 +116,8 @@ func BenchmarkHandlerWorkload(b *testing.B) {
 		b.StopTimer()
 		store := memstore.New()
 		clock := newWorkloadClock()
-		h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now, NumberBlock: 100})
+		h, err := newBenchHandler(ctx, store, clock)
 		if err != nil {
-			b.Fatal(err)
-		}
-		if err := h.SeedDefaults(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

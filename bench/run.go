@@ -23,6 +23,7 @@ import (
 
 	"github.com/ticketcore/ticketcore/commands"
 	"github.com/ticketcore/ticketcore/domain"
+	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
 	"github.com/ticketcore/ticketcore/projections"
 )
@@ -131,14 +132,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Commands: 4 clients load the main workload, then 1 client runs more tickets on top,
 	// so its latency is measured with the whole store in place.
 	clock := newWorkloadClock()
-	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now, NumberBlock: 100})
+	h, err := newBenchHandler(ctx, store, clock)
 	if err != nil {
-		return nil, err
-	}
-	if err := h.SeedDefaults(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{Actor: "bench"}); err != nil {
 		return nil, err
 	}
 	raw, err := newRawCAS(ctx, store)
@@ -201,6 +196,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.RatioCmd1 = res.Commands1.EvPerSec / res.RawCASBeside1.EvPerSec
 	res.RatioCmd4 = res.Commands4.EvPerSec / res.RawCASBeside4.EvPerSec
 	return res, nil
+}
+
+// newBenchHandler is the handler the workload runs through: the default reference
+// data, the bench's SLA, the workload's clock.
+func newBenchHandler(ctx context.Context, store eventstore.Store, clock *workloadClock) (*commands.Handler, error) {
+	h, err := commands.NewHandler(ctx, store, commands.Options{Clock: clock.Now, NumberBlock: 100})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.SeedDefaults(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := h.SaveSLA(ctx, benchSLA(), commands.Meta{Actor: "bench"}); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // benchSLA is a business-hours SLA, so that every command also computes deadlines.
