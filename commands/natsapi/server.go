@@ -86,14 +86,25 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 // hand and returns nil; it returns an error if either stops on its own (a closed
 // connection), so that the caller can run it again.
 func (s *Server) Run(ctx context.Context) error {
+	stop := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
 	go func() { errs <- s.runRequests(ctx) }()
 	go func() { errs <- processor{s}.run(ctx) }()
-	first := <-errs
-	cancel()
-	return errors.Join(first, <-errs)
+	var failed []error
+	for i := range 2 {
+		err := <-errs
+		if i == 0 {
+			cancel()
+		}
+		// Stopped while starting (setting the streams up, say): the cancellation is
+		// the stop that was asked for, not a failure.
+		if err != nil && !(stop.Err() != nil && errors.Is(err, context.Canceled)) {
+			failed = append(failed, err)
+		}
+	}
+	return errors.Join(failed...)
 }
 
 // runRequests answers request/reply commands. Each is handled in its own goroutine, at
