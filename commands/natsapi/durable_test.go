@@ -38,10 +38,13 @@ func publishDurable(t *testing.T, js jetstream.JetStream, command string, header
 	return ack
 }
 
-// nextResult waits for the next outcome on a subscription to the result subjects.
+// nextResult waits for the next outcome on a subscription to the result subjects: at
+// most longer than the consumer's ack wait (30 s), after which JetStream delivers
+// again a command whose delivery was lost (to a ticketd stopping at that moment, say).
+// These tests promise that every command is processed once, not how fast.
 func nextResult(t *testing.T, sub *nats.Subscription) *nats.Msg {
 	t.Helper()
-	msg, err := sub.NextMsg(15 * time.Second)
+	msg, err := sub.NextMsg(45 * time.Second)
 	if err != nil {
 		t.Fatalf("no result: %v", err)
 	}
