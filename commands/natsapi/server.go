@@ -86,7 +86,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 // hand and returns nil; it returns an error if either stops on its own (a closed
 // connection), so that the caller can run it again.
 func (s *Server) Run(ctx context.Context) error {
-	stop := ctx
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
@@ -100,7 +100,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		// Stopped while starting (setting the streams up, say): the cancellation is
 		// the stop that was asked for, not a failure.
-		if err != nil && !(stop.Err() != nil && errors.Is(err, context.Canceled)) {
+		if err != nil && !(parent.Err() != nil && errors.Is(err, context.Canceled)) {
 			failed = append(failed, err)
 		}
 	}
