@@ -175,6 +175,7 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	if from > end {
 		return from - 1, nil
 	}
+	stop := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -243,6 +244,8 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	applyErr := <-applied
 	decoders.Wait()
 	switch {
+	case (applyErr != nil || readErr != nil) && stop.Err() != nil:
+		return 0, stop.Err() // stopped, whichever side noticed first
 	case applyErr != nil:
 		return 0, applyErr
 	case readErr != nil:

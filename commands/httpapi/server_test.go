@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,7 +83,7 @@ func newStackOn(t *testing.T, store eventstore.Store, secured bool) *stack {
 	go func() { done <- runner.Run(runCtx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil && err != context.Canceled {
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("runner: %v", err)
 		}
 	})

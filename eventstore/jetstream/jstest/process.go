@@ -163,8 +163,10 @@ func monitor(nd *node, path string, v any) (int, error) {
 	return resp.StatusCode, err
 }
 
-// waitHealthy waits until every running node's health endpoint answers 200: JetStream
-// has a meta leader, the node is current with it, and so are its streams.
+// waitHealthy waits until every running node's health endpoint answers 200 (JetStream
+// has a meta leader, the node is current with it, and so are its streams) and the meta
+// leader sees every other running node online and current, as it must to place a
+// replicated stream on them.
 func (c *Cluster) waitHealthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -183,6 +185,9 @@ func (c *Cluster) waitHealthy(timeout time.Duration) error {
 				break
 			}
 		}
+		if unhealthy == "" && !metaComplete(running) {
+			unhealthy = "meta leader (not seeing every node)"
+		}
 		if unhealthy == "" {
 			return nil
 		}
@@ -191,6 +196,25 @@ func (c *Cluster) waitHealthy(timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// metaComplete tells whether one of the running nodes leads the meta group and sees
+// each of the others online and current.
+func metaComplete(running []*node) bool {
+	for _, nd := range running {
+		var jsz server.JSInfo
+		if status, err := monitor(nd, "/jsz", &jsz); err != nil || status != http.StatusOK || jsz.Meta == nil || jsz.Meta.Leader != nd.name {
+			continue
+		}
+		seen := 0
+		for _, p := range jsz.Meta.Replicas {
+			if p.Current && !p.Offline {
+				seen++
+			}
+		}
+		return seen == len(running)-1
+	}
+	return false
 }
 
 // processStreamLeader asks the running nodes' monitoring endpoints who leads the
