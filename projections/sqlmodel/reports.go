@@ -30,16 +30,13 @@ func (m *Model) TicketRecords(ctx context.Context, q reports.Query) ([]reports.R
 	where, wargs := periodFilter(d, "t.opened_at", q)
 	query += where
 	args = append(args, wargs...)
-	return m.records(ctx, d.rebind(query), args, func(rows *sql.Rows, r *reports.Record, f *recordFields) error {
-		var agreement sql.NullString
-		var times [4]sql.NullFloat64
-		if err := rows.Scan(f.dest(&r.Status, &agreement, &times[0], &times[1], &times[2], &times[3])...); err != nil {
-			return err
-		}
-		r.Agreement = agreement.String
+	var status string
+	var agreement sql.NullString
+	var times [4]sql.NullFloat64
+	return m.records(ctx, d.rebind(query), args, []any{&status, &agreement, &times[0], &times[1], &times[2], &times[3]}, func(r *reports.Record) {
+		r.Status, r.Agreement = status, agreement.String
 		r.FirstResponseCalendar, r.FirstResponseBusiness = floatPtr(times[0]), floatPtr(times[1])
 		r.ResolutionCalendar, r.ResolutionBusiness = floatPtr(times[2]), floatPtr(times[3])
-		return nil
 	})
 }
 
@@ -56,32 +53,21 @@ func (m *Model) BreachRecords(ctx context.Context, q reports.Query) ([]reports.R
 	FROM ` + from
 	where, args := periodFilter(d, "b.deadline", q)
 	query += where
-	return m.records(ctx, d.rebind(query), args, func(rows *sql.Rows, r *reports.Record, f *recordFields) error {
-		return rows.Scan(f.dest(&r.Status, &r.Kind)...)
+	var status, kind string
+	return m.records(ctx, d.rebind(query), args, []any{&status, &kind}, func(r *reports.Record) {
+		r.Status, r.Kind = status, kind
 	})
 }
 
-// recordFields are the columns every report query starts with: the ticket ID, the
-// instant that places the record in a period, then the grouping fields, which may be
-// NULL.
-type recordFields struct {
-	ticketID string
-	period   nullTime
-	groups   [6]sql.NullString // priority, ticket type, team, customer, SLA, channel
-}
-
-// dest is the scan destinations of the common columns followed by rest.
-func (f *recordFields) dest(rest ...any) []any {
-	d := []any{&f.ticketID, &f.period}
-	for i := range f.groups {
-		d = append(d, &f.groups[i])
-	}
-	return append(d, rest...)
-}
-
-// records runs a report query; scan reads one row's columns (the common ones through
-// f.dest) into r.
-func (m *Model) records(ctx context.Context, query string, args []any, scan func(rows *sql.Rows, r *reports.Record, f *recordFields) error) ([]reports.Record, error) {
+// records runs a report query whose columns are the ticket ID, the instant that places
+// the record in a period, the grouping fields (which may be NULL), then those scanned
+// into rest; after each row, finish moves rest's values into the record. Every row is
+// scanned into the same variables, so that reading a row allocates only its values.
+func (m *Model) records(ctx context.Context, query string, args []any, rest []any, finish func(r *reports.Record)) ([]reports.Record, error) {
+	var ticketID string
+	var period nullTime
+	var g [6]sql.NullString // priority, ticket type, team, customer, SLA, channel
+	dest := append([]any{&ticketID, &period, &g[0], &g[1], &g[2], &g[3], &g[4], &g[5]}, rest...)
 	var out []reports.Record
 	err := m.Read(ctx, func(db *sql.DB) error {
 		rows, err := db.QueryContext(ctx, query, args...)
@@ -90,14 +76,12 @@ func (m *Model) records(ctx context.Context, query string, args []any, scan func
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var r reports.Record
-			var f recordFields
-			if err := scan(rows, &r, &f); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			g := f.groups
-			r.TicketID, r.Period = f.ticketID, f.period.Time
-			r.Priority, r.TicketType, r.Team, r.Customer, r.SLA, r.Channel = g[0].String, g[1].String, g[2].String, g[3].String, g[4].String, g[5].String
+			r := reports.Record{TicketID: ticketID, Period: period.Time, Priority: g[0].String, TicketType: g[1].String,
+				Team: g[2].String, Customer: g[3].String, SLA: g[4].String, Channel: g[5].String}
+			finish(&r)
 			out = append(out, r)
 		}
 		return rows.Err()
