@@ -110,12 +110,12 @@ var errCaughtUp = errors.New("caught up")
 // catchUpChunk is how many consecutive events one decode worker takes at a time.
 const catchUpChunk = 256
 
-// catchUpFlush is how many events a catch-up applies between two flushes. A SQL model
+// CatchUpFlush is how many events a catch-up applies between two flushes. A SQL model
 // commits one transaction per flush, and a transaction costs about as much for the
 // tables' pages it writes as for the rows it adds: measured on SQLite with a
 // 10 000-ticket store, flushing every 256 events caught up at 3 300 events/s, every
 // 16 384 at 10 000 events/s. Positions are reported as they are flushed.
-const catchUpFlush = 16384
+const CatchUpFlush = 16384
 
 // decodeChunk is a run of consecutive events decoded together by one worker.
 type decodeChunk struct {
@@ -175,7 +175,7 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	if from > end {
 		return from - 1, nil
 	}
-	stop := ctx
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -244,8 +244,8 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 	applyErr := <-applied
 	decoders.Wait()
 	switch {
-	case (applyErr != nil || readErr != nil) && stop.Err() != nil:
-		return 0, stop.Err() // stopped, whichever side noticed first
+	case (applyErr != nil || readErr != nil) && parent.Err() != nil:
+		return 0, parent.Err() // stopped, whichever side noticed first
 	case applyErr != nil:
 		return 0, applyErr
 	case readErr != nil:
@@ -255,7 +255,7 @@ func (r *Runner) CatchUp(ctx context.Context) (uint64, error) {
 }
 
 // applyInOrder applies decoded chunks in the order they were read; on the first error it
-// cancels the catch-up and drains the rest. It flushes every catchUpFlush events and at
+// cancels the catch-up and drains the rest. It flushes every CatchUpFlush events and at
 // the end, and reports a position once it is flushed.
 func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, ordered <-chan *decodeChunk) error {
 	var failed error
@@ -292,7 +292,7 @@ func (r *Runner) applyInOrder(ctx context.Context, cancel context.CancelFunc, or
 			continue
 		}
 		applied = c.recs[len(c.recs)-1].Position
-		if unflushed += len(c.recs); unflushed >= catchUpFlush {
+		if unflushed += len(c.recs); unflushed >= CatchUpFlush {
 			settle()
 		}
 	}

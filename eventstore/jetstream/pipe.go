@@ -185,6 +185,7 @@ var (
 	readPipe = pipeUse{name: "ticketcore-read", readBuffer: 64 << 10}
 )
 
+// pipeReadBuffer is the read buffer of an append's pipe (appendPipe).
 const pipeReadBuffer = 4096
 
 // dial opens a pipe to the server for use and introduces it.

@@ -195,9 +195,7 @@ func Build(q Query, recs []Record) (*Report, error) {
 	groups := map[string][]Record{}
 	var keys []string
 	if len(q.GroupBy) == 0 {
-		if len(recs) > 0 {
-			groups[""], keys = recs, []string{""}
-		}
+		groups[""], keys = recs, []string{""} // one total row, even when empty
 	} else {
 		keyOf := make([]string, len(recs))
 		sizes := map[string]int{}
@@ -217,9 +215,6 @@ func Build(q Query, recs []Record) (*Report, error) {
 		}
 	}
 	sort.Strings(keys)
-	if len(q.GroupBy) == 0 && len(keys) == 0 {
-		keys = []string{""} // one total row, even when empty
-	}
 	for _, k := range keys {
 		var row []any
 		if len(q.GroupBy) > 0 {

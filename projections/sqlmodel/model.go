@@ -45,9 +45,10 @@ type Config struct {
 	// Schema is the PostgreSQL schema holding the tables (default "readmodel"; a
 	// rebuild builds the next one beside it and renames it into place).
 	Schema string
-	// BatchSize is the most events one transaction holds (default 16 384, at most
-	// maxPendingEvents). The runner also commits every 16 384 events of a catch-up and
-	// after each live event (projections.Flusher). A transaction costs about as much
+	// BatchSize is the most events one transaction holds (default
+	// projections.CatchUpFlush, at most maxPendingEvents). The runner also commits every
+	// projections.CatchUpFlush events of a catch-up and after each live event
+	// (projections.Flusher). A transaction costs about as much
 	// for the pages of the tables and indexes it writes as for its rows, so a catch-up
 	// goes faster in large ones (docs/performance.md).
 	BatchSize int
@@ -225,7 +226,7 @@ func Open(ctx context.Context, cfg Config) (*Model, error) {
 
 func (cfg *Config) target() (target, error) {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 16384
+		cfg.BatchSize = projections.CatchUpFlush
 	}
 	cfg.BatchSize = min(cfg.BatchSize, maxPendingEvents)
 	switch strings.ToLower(cfg.Driver) {
