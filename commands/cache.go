@@ -46,3 +46,11 @@ func (c *stateCache) entry(id string) *cacheEntry {
 	c.entries[id] = e
 	return e
 }
+
+// cached returns the entry of id if the cache has one, for Handler.Observe: what the
+// store holds is folded into the states commands keep, never into new entries.
+func (c *stateCache) cached(id string) *cacheEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[id]
+}

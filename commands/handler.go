@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -312,6 +313,43 @@ func (h *Handler) load(ctx context.Context, stream string, entry *cacheEntry) ([
 	}
 	entry.revision, entry.loaded = rev, true
 	return events, nil
+}
+
+// Observe folds an event read from the store, in the global order at position pos,
+// into the decision state this handler keeps for its ticket, if it keeps one. ticketd
+// passes it every event its projections read, so that what other processes append
+// reaches the states cached here before the next command on them, which then neither
+// meets a conflict nor reads the stream again. Tickets not cached stay so: filling the
+// cache from the catch-up at start held 300 MB more on a store of 110 000 tickets, and
+// saved no read to the HTTP API, whose answers fold the thread from the stream anyway.
+//
+// An event already folded (this process's own) changes nothing. An event that does not
+// follow the cached state (some were missed) drops the state: the next command reads
+// the stream. An entry a command holds is left alone, since that command's append
+// checks the revision anyway.
+func (h *Handler) Observe(e domain.Event, pos uint64) {
+	id := domain.TicketIDFromStream(e.Stream)
+	if id == "" {
+		return
+	}
+	entry := h.cache.cached(id)
+	if entry == nil || !entry.mu.TryLock() {
+		return
+	}
+	defer entry.mu.Unlock()
+	switch {
+	case entry.loaded && e.Sequence <= entry.state.Version:
+		return
+	case entry.loaded && e.Sequence == entry.state.Version+1:
+	case e.Sequence == 1:
+		entry.state = domain.Ticket{}
+	default:
+		entry.state, entry.loaded = domain.Ticket{}, false
+		return
+	}
+	e.Hash = strings.Clone(e.Hash) // the state keeps it, and e may be a view of a read buffer
+	domain.EvolveTicket(&entry.state, e)
+	entry.revision, entry.loaded = h.store.RevisionAt(pos, e.Sequence), true
 }
 
 // LoadTicket returns the decision state of a ticket (from the cache when warm).

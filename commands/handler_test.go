@@ -814,3 +814,105 @@ func TestInvalidUTF8MetadataStoresNothing(t *testing.T) {
 		t.Fatalf("store moved from %d to %d (%v)", before, after, err)
 	}
 }
+
+// readCountingStore counts stream reads: a command that decides on a cached state
+// reads nothing.
+type readCountingStore struct {
+	eventstore.Store
+	reads atomic.Int64
+}
+
+func (s *readCountingStore) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	s.reads.Add(1)
+	return s.Store.ReadStream(ctx, stream)
+}
+
+// observeFrom feeds h every event of store after position from, as ticketd's runner
+// does: decoded as views of a buffer that is overwritten afterwards, so that a state
+// keeping a view would change.
+func observeFrom(t *testing.T, h *commands.Handler, store eventstore.Store, from uint64) uint64 {
+	t.Helper()
+	recs, err := store.ReadAll(context.Background(), from+1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		buf := slices.Clone(rec.Data)
+		e, err := domain.DecodeEventNoCopy(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Observe(e, rec.Position)
+		clear(buf)
+		from = rec.Position
+	}
+	return from
+}
+
+// TestObserveFollowsOtherProcesses: a process that reads the store in the global
+// order keeps the decision states it caches current with what another process
+// appends, so that its next command on those tickets reads no stream; it reads a
+// stream again where it missed an event, and caches nothing it did not hold.
+func TestObserveFollowsOtherProcesses(t *testing.T) {
+	for _, kind := range bothKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClock(monday)
+			base := kind.open(t)
+			writer := newHandler(t, base, "p1", c)
+			var ids []string
+			for range 4 {
+				id := create(t, writer).TicketID
+				exec(t, writer, id, domain.SendReply{Body: "On it."}, commands.Meta{})
+				ids = append(ids, id)
+			}
+			store := &readCountingStore{Store: base}
+			reader := newHandler(t, store, "p2", c)
+			for _, id := range ids[:3] {
+				if _, err := reader.LoadTicket(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			store.reads.Store(0)
+			seen := observeFrom(t, reader, store, 0) // all of it already folded
+
+			exec(t, writer, ids[0], domain.AssignTicket{Assignee: "bob@example.com"}, commands.Meta{})
+			exec(t, writer, ids[0], domain.SendReply{Body: "Any news?"}, commands.Meta{})
+			seen = observeFrom(t, reader, store, seen)
+			want, err := writer.LoadTicket(ctx, ids[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := reader.LoadTicket(ctx, ids[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("followed state:\n%+v\nwant\n%+v", got, want)
+			}
+			exec(t, reader, ids[0], domain.AddComment{Body: "Waiting."}, commands.Meta{})
+			if n := store.reads.Load(); n != 0 {
+				t.Fatalf("%d stream reads after following another process's events, want 0", n)
+			}
+
+			// A missed event: the state is dropped and the next command reads the stream.
+			exec(t, writer, ids[1], domain.SendReply{Body: "First."}, commands.Meta{})
+			skipped := lastPosition(t, store)
+			exec(t, writer, ids[1], domain.SendReply{Body: "Second."}, commands.Meta{})
+			observeFrom(t, reader, store, skipped)
+			exec(t, reader, ids[1], domain.AddComment{Body: "Read again."}, commands.Meta{})
+			if n := store.reads.Load(); n != 1 {
+				t.Fatalf("%d stream reads after a missed event, want 1", n)
+			}
+
+			// A ticket the reader never held is not cached by observing it.
+			exec(t, reader, ids[3], domain.AddComment{Body: "New here."}, commands.Meta{})
+			if n := store.reads.Load(); n != 2 {
+				t.Fatalf("%d stream reads after a command on a ticket never held, want 2", n)
+			}
+			for _, id := range ids {
+				ticketEvents(t, reader, id)
+			}
+		})
+	}
+}

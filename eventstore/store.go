@@ -69,6 +69,11 @@ type Store interface {
 	Subscribe(ctx context.Context, from uint64, handle func(RecordedEvent) error) error
 	// LastPosition is the global position of the newest stored event (0 when empty).
 	LastPosition(ctx context.Context) (uint64, error)
+	// RevisionAt is the revision of a stream whose last event is its n-th (from 1),
+	// stored at global position pos: what Append returned for it. A reader of the
+	// global order (the command handler's decision cache) can then append after what it
+	// read without reading the stream again.
+	RevisionAt(pos, n uint64) Revision
 	Close() error
 }
 

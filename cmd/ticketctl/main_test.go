@@ -41,7 +41,8 @@ func startServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	tickets := projections.NewTickets()
-	runner := projections.NewRunner(store, log, tickets, catalogueFollower{h.Catalogues()})
+	// As in ticketd: reference data written through the API reaches the handler's catalogues.
+	runner := projections.NewRunner(store, log, tickets, projections.Follower{Label: "catalogues", Fold: func(e domain.Event, _ uint64) { h.Catalogues().Apply(e) }})
 	if _, err := runner.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -60,18 +61,6 @@ func startServer(t *testing.T) string {
 	})
 	return srv.URL
 }
-
-// catalogueFollower is ticketd's: reference data written through the API reaches
-// the handler's catalogues.
-type catalogueFollower struct{ c *commands.Catalogues }
-
-func (f catalogueFollower) Name() string { return "catalogues" }
-func (f catalogueFollower) Apply(e domain.Event, _ uint64) error {
-	f.c.Apply(e)
-	return nil
-}
-func (f catalogueFollower) Position() uint64 { return ^uint64(0) }
-func (f catalogueFollower) Reset()           {}
 
 type result struct {
 	code           int

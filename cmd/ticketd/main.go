@@ -144,7 +144,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	automation := projections.NewAutomation() // assignment rules, unreplied alerts (docs/automation.md)
 	// The email channel (email.go, docs/email.md).
 	mail := newEmailService(cfg.email, cfg.dataDir, h, log)
-	runner := projections.NewRunner(events, log, tickets, automation, catalogueFollower{h.Catalogues()}, mail)
+	// The handler follows what the runner reads: reference-data changes written by other
+	// processes reach its catalogues, and every ticket event its cache of decision states
+	// (Handler.Observe), which the catch-up at start thus fills.
+	runner := projections.NewRunner(events, log, tickets, automation,
+		projections.Follower{Label: "catalogues", Fold: func(e domain.Event, _ uint64) { h.Catalogues().Apply(e) }},
+		projections.Follower{Label: "decision states", Fold: h.Observe},
+		mail)
 	pos, err := runner.CatchUp(ctx)
 	if err != nil {
 		return err
@@ -265,19 +271,6 @@ func keepRunning(ctx context.Context, name string, run func(context.Context) err
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
-
-// catalogueFollower feeds reference-data changes written by other processes to the
-// handler's catalogues. Its checkpoint is always that of the runner's other
-// projections, so it never holds the runner back.
-type catalogueFollower struct{ c *commands.Catalogues }
-
-func (f catalogueFollower) Name() string { return "catalogues" }
-func (f catalogueFollower) Apply(e domain.Event, _ uint64) error {
-	f.c.Apply(e)
-	return nil
-}
-func (f catalogueFollower) Position() uint64 { return ^uint64(0) }
-func (f catalogueFollower) Reset()           {}
 
 // bootstrapTokenCommand is the command ID of the first admin token: several processes
 // starting on an empty store issue it once.

@@ -308,6 +308,10 @@ func (s *Store) deleteConsumer(ctx context.Context, consumer natsjs.Consumer) {
 // lost silent for 30 s.
 const consumeHeartbeat = time.Second
 
+// RevisionAt implements eventstore.Store: a stream's revision is the global sequence
+// of its last message.
+func (s *Store) RevisionAt(pos, _ uint64) eventstore.Revision { return eventstore.Revision(pos) }
+
 // LastPosition implements eventstore.Store.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 	ctx, cancel := withTimeout(ctx)

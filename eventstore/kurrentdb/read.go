@@ -104,6 +104,10 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, max int) ([]eventstore
 	return events, nil
 }
 
+// RevisionAt implements eventstore.Store: a stream's revision is its last event's
+// number, from 0, plus one (portRevision).
+func (s *Store) RevisionAt(_, n uint64) eventstore.Revision { return portRevision(n - 1) }
+
 // LastPosition implements eventstore.Store: it reads $all backwards to the newest
 // event of this store, then to the first event of its append.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {

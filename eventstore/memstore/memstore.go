@@ -193,6 +193,10 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, handle func(eventsto
 	}
 }
 
+// RevisionAt implements eventstore.Store: as in the JetStream adapter, a stream's
+// revision is the position of its last event.
+func (s *Store) RevisionAt(pos, _ uint64) eventstore.Revision { return eventstore.Revision(pos) }
+
 // LastPosition implements eventstore.Store.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {

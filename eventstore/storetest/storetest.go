@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"AppendInvalid", testAppendInvalid},
 		{"GlobalOrder", testGlobalOrder},
 		{"ReadAllMax", testReadAllMax},
+		{"RevisionAt", testRevisionAt},
 		{"ReadStreamUnknown", testReadStreamUnknown},
 		{"RoundTrip", testRoundTrip},
 		{"SubscribeCatchUpThenLive", testSubscribeCatchUpThenLive},
@@ -392,6 +393,36 @@ func testGlobalOrder(t *testing.T, s eventstore.Store) {
 		}
 		if events[len(events)-1].Revision != revisions[name] {
 			t.Fatalf("ReadStream(%s) ends at revision %d, last append said %d", name, events[len(events)-1].Revision, revisions[name])
+		}
+	}
+}
+
+// testRevisionAt: a reader of the global order names each stream's revision from an
+// event's position and its number in its stream, and appends with it.
+func testRevisionAt(t *testing.T, s eventstore.Store) {
+	ctx := testContext(t)
+	names := []string{newStreamName(), newStreamName()}
+	revisions := make(map[string]eventstore.Revision)
+	for i := range 8 {
+		name := names[i%2]
+		res, err := s.Append(ctx, name, revisions[name], newEvents(1+i%3))
+		if err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+		revisions[name] = res.Revision
+	}
+	counts := make(map[string]uint64)
+	named := make(map[string]eventstore.Revision)
+	for _, ev := range readAll(t, s, 1) {
+		counts[ev.Stream]++
+		named[ev.Stream] = s.RevisionAt(ev.Position, counts[ev.Stream])
+	}
+	for _, name := range names {
+		if named[name] != revisions[name] {
+			t.Fatalf("RevisionAt of %s's last event = %d, Append returned %d", name, named[name], revisions[name])
+		}
+		if _, err := s.Append(ctx, name, named[name], newEvents(1)); err != nil {
+			t.Fatalf("Append to %s expecting the revision RevisionAt named: %v", name, err)
 		}
 	}
 }
