@@ -145,8 +145,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	// The email channel (email.go, docs/email.md).
 	mail := newEmailService(cfg.email, cfg.dataDir, h, log)
 	// The handler follows what the runner reads: reference-data changes written by other
-	// processes reach its catalogues, and every ticket event its cache of decision states
-	// (Handler.Observe), which the catch-up at start thus fills.
+	// processes reach its catalogues, and ticket events the decision states it caches
+	// (Handler.Observe).
 	runner := projections.NewRunner(events, log, tickets, automation,
 		projections.Follower{Label: "catalogues", Fold: func(e domain.Event, _ uint64) { h.Catalogues().Apply(e) }},
 		projections.Follower{Label: "decision states", Fold: h.Observe},
