@@ -69,6 +69,16 @@ type Store interface {
 	Subscribe(ctx context.Context, from uint64, handle func(RecordedEvent) error) error
 	// LastPosition is the global position of the newest stored event (0 when empty).
 	LastPosition(ctx context.Context) (uint64, error)
+	// ReadAt returns the events of stream stored at the given global positions, in the
+	// order given. A position that holds no event of stream is an error wrapping
+	// ErrInvalid. A reader that knows where a stream's events are (a read model) reads
+	// them so: a store may have to search for the events of one stream among those of
+	// every other (JetStream scans its file blocks).
+	ReadAt(ctx context.Context, stream string, positions []uint64) ([]RecordedEvent, error)
+	// LastEventID is the ID of the newest event of stream ("" when it has none), as of
+	// every append acknowledged before the call: a reader that holds a stream's events
+	// checks with it that they are current without reading the stream again.
+	LastEventID(ctx context.Context, stream string) (string, error)
 	// RevisionAt is the revision of a stream whose last event is its n-th (from 1),
 	// stored at global position pos: what Append returned for it. A reader of the
 	// global order (the command handler's decision cache) can then append after what it

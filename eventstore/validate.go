@@ -1,6 +1,10 @@
 package eventstore
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
 
 // ValidateAppend checks the rules every adapter shares before it stores anything: a
 // valid stream name, at least one event, and events with an ID and a type. IDs are the
@@ -37,4 +41,18 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// PickPositions is ReadAt for an adapter that reads the whole stream: it returns the
+// stream's events (events, in order) stored at positions, in the order given.
+func PickPositions(stream string, events []RecordedEvent, positions []uint64) ([]RecordedEvent, error) {
+	out := make([]RecordedEvent, len(positions))
+	for i, pos := range positions {
+		k, found := slices.BinarySearchFunc(events, pos, func(e RecordedEvent, pos uint64) int { return cmp.Compare(e.Position, pos) })
+		if !found {
+			return nil, fmt.Errorf("read %s at position %d: no event of the stream there: %w", stream, pos, ErrInvalid)
+		}
+		out[i] = events[k]
+	}
+	return out, nil
 }

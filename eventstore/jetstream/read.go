@@ -308,6 +308,84 @@ func (s *Store) deleteConsumer(ctx context.Context, consumer natsjs.Consumer) {
 // lost silent for 30 s.
 const consumeHeartbeat = time.Second
 
+// ReadAt implements eventstore.Store with one direct get by sequence per position, all
+// sent before the answers are read: each finds its message through the file store's
+// index, where a read of the stream makes the server scan every message between two
+// of the stream's (about 3 ms for a ticket of 8 events on a store of 110 000 tickets).
+// A replicated stream is read whole instead (readStreamReplicated), since a replica
+// may not have the latest writes yet.
+func (s *Store) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
+	if s.replicated || len(positions) == 0 {
+		events, err := s.ReadStream(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		return eventstore.PickPositions(stream, events, positions)
+	}
+	inbox := nats.NewInbox()
+	replies := make(chan *nats.Msg, len(positions))
+	sub, err := s.nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	defer sub.Unsubscribe()
+	for _, pos := range positions {
+		req := strconv.AppendUint([]byte(`{"seq":`), pos, 10)
+		if err := s.nc.PublishRequest(s.getSubject, inbox, append(req, '}')); err != nil {
+			return nil, fmt.Errorf("%w: read %s at position %d: %w", eventstore.ErrUnavailable, stream, pos, err)
+		}
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	read := make(map[uint64]eventstore.RecordedEvent, len(positions))
+	for range positions {
+		var msg *nats.Msg
+		select {
+		case msg = <-replies:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: read %s at positions: %w", eventstore.ErrUnavailable, stream, ctx.Err())
+		}
+		switch status := msg.Header.Get(hdrStatus); status {
+		case "":
+		case statusNotFound:
+			return nil, fmt.Errorf("read %s at positions: a position holds no event: %w", stream, eventstore.ErrInvalid)
+		default:
+			return nil, fmt.Errorf("%w: read %s at positions: status %s %s", eventstore.ErrUnavailable, stream, status, msg.Header.Get(hdrStatusDesc))
+		}
+		ev, err := s.directGetEvent(msg)
+		if err != nil {
+			return nil, err
+		}
+		if ev.Stream != stream {
+			return nil, fmt.Errorf("read %s at position %d: no event of the stream there: %w", stream, ev.Position, eventstore.ErrInvalid)
+		}
+		read[ev.Position] = ev
+	}
+	out := make([]eventstore.RecordedEvent, len(positions))
+	for i, pos := range positions {
+		out[i] = read[pos]
+	}
+	return out, nil
+}
+
+// LastEventID implements eventstore.Store. It asks the stream's leader (the JetStream
+// API's message get), which has every acknowledged append, where a direct get may be
+// answered by a replica that has not applied the latest yet.
+func (s *Store) LastEventID(ctx context.Context, stream string) (string, error) {
+	if !eventstore.ValidStreamName(stream) {
+		return "", nil
+	}
+	seq, hdr, err := s.leaderLast(ctx, stream)
+	if err != nil || seq == 0 {
+		return "", err
+	}
+	h, err := nats.DecodeHeadersMsg(hdr)
+	if err != nil {
+		return "", fmt.Errorf("last event of %s: headers of message %d: %w", stream, seq, err)
+	}
+	return h.Get(hdrMsgID), nil
+}
+
 // RevisionAt implements eventstore.Store: a stream's revision is the global sequence
 // of its last message.
 func (s *Store) RevisionAt(pos, _ uint64) eventstore.Revision { return eventstore.Revision(pos) }

@@ -44,6 +44,7 @@ type msgGetResponse struct {
 	} `json:"error,omitempty"`
 	Message *struct {
 		Sequence uint64 `json:"seq"`
+		Header   []byte `json:"hdrs,omitempty"`
 	} `json:"message,omitempty"`
 }
 
@@ -52,16 +53,24 @@ type msgGetResponse struct {
 const leaderGetTimeout = time.Second
 
 // leaderLastSeq asks the stream's leader for the global position of the last event of
-// stream: 0 when it has none. It tries for requestTimeout at most, whatever ctx's
-// deadline, since a request nobody answers only ends with its deadline.
+// stream: 0 when it has none.
 func (s *Store) leaderLastSeq(ctx context.Context, stream string) (uint64, error) {
+	seq, _, err := s.leaderLast(ctx, stream)
+	return seq, err
+}
+
+// leaderLast asks the stream's leader for the global position and the header block of
+// the last event of stream: 0 and nil when it has none. It tries for requestTimeout at
+// most, whatever ctx's deadline, since a request nobody answers only ends with its
+// deadline.
+func (s *Store) leaderLast(ctx context.Context, stream string) (uint64, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	req, err := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{s.prefix + stream})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	subject := "$JS.API.STREAM.MSG.GET." + s.streamName
 	for attempt := 0; ; attempt++ {
@@ -71,25 +80,25 @@ func (s *Store) leaderLastSeq(ctx context.Context, stream string) (uint64, error
 		var resp msgGetResponse
 		if err == nil {
 			if err := json.Unmarshal(reply.Data, &resp); err != nil {
-				return 0, fmt.Errorf("last event from the stream leader: malformed answer %q: %w", reply.Data, err)
+				return 0, nil, fmt.Errorf("last event from the stream leader: malformed answer %q: %w", reply.Data, err)
 			}
 			switch {
 			case resp.Error != nil && resp.Error.ErrCode == noMessageFound:
-				return 0, nil
+				return 0, nil, nil
 			case resp.Error != nil && resp.Error.Code == 503:
 				// No leader at the moment (JSClusterNotAvail): ask again.
 				err = fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
 			case resp.Error != nil:
-				return 0, fmt.Errorf("%w: last event from the stream leader: %s (%d)", eventstore.ErrUnavailable, resp.Error.Description, resp.Error.ErrCode)
+				return 0, nil, fmt.Errorf("%w: last event from the stream leader: %s (%d)", eventstore.ErrUnavailable, resp.Error.Description, resp.Error.ErrCode)
 			case resp.Message == nil:
-				return 0, fmt.Errorf("last event from the stream leader: empty answer %q", reply.Data)
+				return 0, nil, fmt.Errorf("last event from the stream leader: empty answer %q", reply.Data)
 			default:
-				return resp.Message.Sequence, nil
+				return resp.Message.Sequence, resp.Message.Header, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: last event from the stream leader, %d attempts: %w", eventstore.ErrUnavailable, attempt+1, err)
+			return 0, nil, fmt.Errorf("%w: last event from the stream leader, %d attempts: %w", eventstore.ErrUnavailable, attempt+1, err)
 		case <-time.After(min(10*time.Millisecond<<attempt, 200*time.Millisecond)):
 		}
 	}

@@ -104,6 +104,38 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, max int) ([]eventstore
 	return events, nil
 }
 
+// ReadAt implements eventstore.Store. KurrentDB reads a stream by its own index, so
+// reading the whole stream costs it no search.
+func (s *Store) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
+	events, err := s.ReadStream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return eventstore.PickPositions(stream, events, positions)
+}
+
+// LastEventID implements eventstore.Store: it reads the stream backwards, one event.
+func (s *Store) LastEventID(ctx context.Context, stream string) (string, error) {
+	if !eventstore.ValidStreamName(stream) {
+		return "", nil
+	}
+	rs, err := s.readStream(ctx, s.prefix+stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err != nil {
+		return "", wrapError(ctx, "last event of "+stream, err)
+	}
+	defer rs.Close()
+	re, err := rs.Recv()
+	switch {
+	case errors.Is(err, io.EOF) || isNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", wrapError(ctx, "last event of "+stream, err)
+	case re.OriginalEvent() == nil:
+		return "", nil
+	}
+	return re.OriginalEvent().EventID.String(), nil
+}
+
 // RevisionAt implements eventstore.Store: a stream's revision is its last event's
 // number, from 0, plus one (portRevision).
 func (s *Store) RevisionAt(_, n uint64) eventstore.Revision { return portRevision(n - 1) }

@@ -193,6 +193,43 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, handle func(eventsto
 	}
 }
 
+// ReadAt implements eventstore.Store.
+func (s *Store) ReadAt(ctx context.Context, name string, positions []uint64) ([]eventstore.RecordedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read %s at positions: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("read %s at positions: store closed: %w", name, eventstore.ErrUnavailable)
+	}
+	out := make([]eventstore.RecordedEvent, len(positions))
+	for i, pos := range positions {
+		if pos == 0 || pos > uint64(len(s.log)) || s.log[pos-1].Stream != name {
+			return nil, fmt.Errorf("read %s at position %d: no event of the stream there: %w", name, pos, eventstore.ErrInvalid)
+		}
+		out[i] = copyEvent(s.log[pos-1])
+	}
+	return out, nil
+}
+
+// LastEventID implements eventstore.Store.
+func (s *Store) LastEventID(ctx context.Context, name string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("last event of %s: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", fmt.Errorf("last event of %s: store closed: %w", name, eventstore.ErrUnavailable)
+	}
+	st := s.streams[name]
+	if st == nil {
+		return "", nil
+	}
+	return s.log[st.indexes[len(st.indexes)-1]].ID, nil
+}
+
 // RevisionAt implements eventstore.Store: as in the JetStream adapter, a stream's
 // revision is the position of its last event.
 func (s *Store) RevisionAt(pos, _ uint64) eventstore.Revision { return eventstore.Revision(pos) }

@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"GlobalOrder", testGlobalOrder},
 		{"ReadAllMax", testReadAllMax},
 		{"RevisionAt", testRevisionAt},
+		{"LastEventID", testLastEventID},
+		{"ReadAt", testReadAt},
 		{"ReadStreamUnknown", testReadStreamUnknown},
 		{"RoundTrip", testRoundTrip},
 		{"SubscribeCatchUpThenLive", testSubscribeCatchUpThenLive},
@@ -393,6 +395,70 @@ func testGlobalOrder(t *testing.T, s eventstore.Store) {
 		}
 		if events[len(events)-1].Revision != revisions[name] {
 			t.Fatalf("ReadStream(%s) ends at revision %d, last append said %d", name, events[len(events)-1].Revision, revisions[name])
+		}
+	}
+}
+
+// testReadAt: the events of a stream at given positions, in the order asked, whatever
+// other streams hold between them; a position of another stream is refused.
+func testReadAt(t *testing.T, s eventstore.Store) {
+	ctx := testContext(t)
+	name, other := newStreamName(), newStreamName()
+	rev, otherRev := eventstore.NoStream, eventstore.NoStream
+	for i := range 4 {
+		rev = mustAppend(t, s, name, rev, newEvents(1+i%2)).Revision
+		otherRev = mustAppend(t, s, other, otherRev, newEvents(2)).Revision
+	}
+	stored := readStream(t, s, name)
+	want := []eventstore.RecordedEvent{stored[4], stored[0], stored[2]}
+	got, err := s.ReadAt(ctx, name, []uint64{want[0].Position, want[1].Position, want[2].Position})
+	if err != nil {
+		t.Fatalf("ReadAt: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ReadAt: %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Position != want[i].Position || got[i].Revision != want[i].Revision ||
+			got[i].Stream != name || !bytes.Equal(got[i].Data, want[i].Data) {
+			t.Fatalf("ReadAt[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got, err := s.ReadAt(ctx, name, nil); err != nil || len(got) != 0 {
+		t.Fatalf("ReadAt of no position: %d events, %v", len(got), err)
+	}
+	otherFirst := readStream(t, s, other)[0].Position
+	if _, err := s.ReadAt(ctx, name, []uint64{stored[1].Position, otherFirst}); !errors.Is(err, eventstore.ErrInvalid) {
+		t.Fatalf("ReadAt of another stream's position: err = %v, want ErrInvalid", err)
+	}
+	if _, err := s.ReadAt(ctx, name, []uint64{lastPosition(t, s) + 10}); !errors.Is(err, eventstore.ErrInvalid) {
+		t.Fatalf("ReadAt beyond the last position: err = %v, want ErrInvalid", err)
+	}
+}
+
+// testLastEventID: the ID of a stream's newest event, right after each append, of one
+// event or several; nothing for a stream without events.
+func testLastEventID(t *testing.T, s eventstore.Store) {
+	ctx := testContext(t)
+	name := newStreamName()
+	last := func() string {
+		t.Helper()
+		id, err := s.LastEventID(ctx, name)
+		if err != nil {
+			t.Fatalf("LastEventID: %v", err)
+		}
+		return id
+	}
+	if id := last(); id != "" {
+		t.Fatalf("LastEventID of a stream without events = %q, want none", id)
+	}
+	rev := eventstore.NoStream
+	for _, n := range []int{1, 3, 1} {
+		events := newEvents(n)
+		rev = mustAppend(t, s, name, rev, events).Revision
+		mustAppend(t, s, newStreamName(), eventstore.NoStream, newEvents(1)) // another stream moves on too
+		if id := last(); id != events[n-1].ID {
+			t.Fatalf("LastEventID after appending %d events = %q, want the last of them, %s", n, id, events[n-1].ID)
 		}
 	}
 }
