@@ -62,15 +62,25 @@ func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]d
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 	}
-	events := make([]domain.Event, len(recs))
-	for i, r := range recs {
-		if events[i], err = domain.DecodeEvent(r.Data); err != nil {
-			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
-		}
+	events, err := decodeAll(stream, recs)
+	if err != nil {
+		return nil, 0, err
 	}
 	rev := eventstore.NoStream
 	if n := len(recs); n > 0 {
 		rev = recs[n-1].Revision
 	}
 	return events, rev, nil
+}
+
+// decodeAll decodes the events read from stream.
+func decodeAll(stream string, recs []eventstore.RecordedEvent) ([]domain.Event, error) {
+	events := make([]domain.Event, len(recs))
+	for i, r := range recs {
+		var err error
+		if events[i], err = domain.DecodeEvent(r.Data); err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+	}
+	return events, nil
 }

@@ -447,6 +447,34 @@ func mapStoreError(err error) error {
 	return err
 }
 
+// TicketEventsAt reads the events of a ticket stored at the given global positions (a
+// read model knows them): see eventstore.Store.ReadAt.
+func (h *Handler) TicketEventsAt(ctx context.Context, ticketID string, positions []uint64) ([]domain.Event, error) {
+	if _, err := uuid.Parse(ticketID); err != nil {
+		return nil, fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	}
+	stream := domain.TicketStream(ticketID)
+	recs, err := h.store.ReadAt(ctx, stream, positions)
+	if err != nil {
+		return nil, mapStoreError(fmt.Errorf("read %s: %w", stream, err))
+	}
+	return decodeAll(stream, recs)
+}
+
+// TicketLastEventID is the ID of the newest event of a ticket's stream in the store
+// ("" for an unknown ticket): a reader holding the ticket's history checks with it
+// that the history is current.
+func (h *Handler) TicketLastEventID(ctx context.Context, ticketID string) (string, error) {
+	if _, err := uuid.Parse(ticketID); err != nil {
+		return "", fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	}
+	id, err := h.store.LastEventID(ctx, domain.TicketStream(ticketID))
+	if err != nil {
+		return "", mapStoreError(err)
+	}
+	return id, nil
+}
+
 // TicketEvents reads a ticket's whole history from the store.
 func (h *Handler) TicketEvents(ctx context.Context, ticketID string) ([]domain.Event, error) {
 	if _, err := uuid.Parse(ticketID); err != nil {

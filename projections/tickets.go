@@ -4,6 +4,7 @@ package projections
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -88,6 +89,9 @@ func (m *Tickets) Apply(e domain.Event, pos uint64) error {
 	}
 	number := t.Number
 	t.Apply(e, m.slas.Lookup)
+	if e.Sequence >= 1 && e.Sequence <= knownPositions {
+		t.positions[e.Sequence-1] = pos
+	}
 	// Only ticket.created sets the number: indexing it on every event was a map
 	// assignment per event, a cache miss on a large model.
 	if m.byNumber != nil && t.Number != number && t.Number != "" {
@@ -209,6 +213,24 @@ func (m *Tickets) Get(idOrNumber string, at time.Time) (TicketView, bool) {
 		return m.Get(idOrNumber, at)
 	}
 	return view, t != nil
+}
+
+// knownPositions is how many events of a ticket the list model knows the positions of:
+// most tickets have fewer, and a ticket with more has its stream read whole.
+const knownPositions = 16
+
+// EventPositions returns the global positions of a ticket's events, in order, when the
+// model knows them all (a ticket of up to knownPositions events), else nil. The detail
+// view reads the events there (eventstore.Store.ReadAt) rather than search the store
+// for them.
+func (m *Tickets) EventPositions(id string) []uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t := m.byID.get(id)
+	if t == nil || t.Version == 0 || t.Version > knownPositions {
+		return nil
+	}
+	return slices.Clone(t.positions[:t.Version])
 }
 
 // Filter selects tickets in a list. Empty fields do not filter.

@@ -661,19 +661,23 @@ func TestCommandAnswersFromHistory(t *testing.T) {
 	counted := &streamReads{Store: store}
 	s := newStackOn(t, counted, false)
 	// send posts a command and checks how many times it read the ticket's stream, to
-	// decide and to answer.
-	send := func(status int, path string, body any, wantReads int64) response {
+	// decide and to answer, and how many times its events where the read model knows
+	// them.
+	send := func(status int, path string, body any, wantReads, wantReadsAt int64) response {
 		t.Helper()
-		before := counted.reads.Load()
+		before, beforeAt := counted.reads.Load(), counted.readsAt.Load()
 		res := s.ok(t, status, "POST", path, body)
 		if got := counted.reads.Load() - before; got != wantReads {
 			t.Fatalf("POST %s read the ticket's stream %d times, want %d", path, got, wantReads)
+		}
+		if got := counted.readsAt.Load() - beforeAt; got != wantReadsAt {
+			t.Fatalf("POST %s read the ticket's events at known positions %d times, want %d", path, got, wantReadsAt)
 		}
 		return res
 	}
 	// The creation's one read is the handler's, to decide: is the stream new? The
 	// answer folds what it read and the creation's event.
-	created := send(http.StatusCreated, "/v1/tickets", validTicket(), 1)
+	created := send(http.StatusCreated, "/v1/tickets", validTicket(), 1, 0)
 	id := created.ticket(t).ID
 	sameAsGet := func(answer response, version uint64) {
 		t.Helper()
@@ -686,27 +690,35 @@ func TestCommandAnswersFromHistory(t *testing.T) {
 		}
 	}
 	sameAsGet(created, 1)
-	sameAsGet(send(200, "/v1/tickets/"+id+"/replies", map[string]any{"body": "On our way."}, 0), 2)
-	sameAsGet(send(200, "/v1/tickets/"+id+"/comments", map[string]any{"body": "Bring a ladder."}, 0), 3)
+	sameAsGet(send(200, "/v1/tickets/"+id+"/replies", map[string]any{"body": "On our way."}, 0, 0), 2)
+	sameAsGet(send(200, "/v1/tickets/"+id+"/comments", map[string]any{"body": "Bring a ladder."}, 0, 0), 3)
 
 	// Another writer (here the handler itself, as another ticketd would) appends.
 	if _, err := s.handler.Execute(t.Context(), id, domain.AddComment{Body: "Written elsewhere."}, commands.Meta{}); err != nil {
 		t.Fatal(err)
 	}
-	held := send(200, "/v1/tickets/"+id+"/hold", map[string]any{"reason": "parts"}, 1) // the history has a gap
+	// The history has a gap: the answer reads the ticket's events where the read model
+	// (which has applied the command, and so the other writer's event) knows them.
+	held := send(200, "/v1/tickets/"+id+"/hold", map[string]any{"reason": "parts"}, 0, 1)
 	sameAsGet(held, 5)
 	if !strings.Contains(string(held.body), "Written elsewhere.") {
 		t.Fatalf("the answer misses the other writer's comment: %s", held.body)
 	}
 }
 
-// streamReads counts the reads of a stream through a store.
+// streamReads counts the reads of a stream through a store, whole (reads) and at
+// positions (readsAt).
 type streamReads struct {
 	eventstore.Store
-	reads atomic.Int64
+	reads, readsAt atomic.Int64
 }
 
 func (s *streamReads) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
 	s.reads.Add(1)
 	return s.Store.ReadStream(ctx, stream)
+}
+
+func (s *streamReads) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
+	s.readsAt.Add(1)
+	return s.Store.ReadAt(ctx, stream, positions)
 }
