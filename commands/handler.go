@@ -185,6 +185,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 	defer entry.mu.Unlock()
 	var history []domain.Event // the stream as read to decide, when this call read it
 	for attempt := 1; ; attempt++ {
+		read := false // whether this attempt decides on the stream as just read
 		if !entry.loaded {
 			if _, creating := cmd.(domain.CreateTicket); creating && meta.freshID && attempt == 1 {
 				// A creation under a command ID generated here cannot be a retry, so its
@@ -195,6 +196,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 				if history, err = h.load(ctx, stream, entry); err != nil {
 					return Result{}, err
 				}
+				read = true
 			}
 		}
 		t := &entry.state
@@ -212,6 +214,12 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 		decision := domain.Decision{Now: now, Ref: h.ref.Reference()}
 		payloads, err := h.decide(ctx, t, cmd, decision)
 		if err != nil {
+			if !read && (errors.Is(err, domain.ErrInvalidTransition) || errors.Is(err, domain.ErrNotFound)) {
+				// A cached state may be stale (another process wrote), and a refusal
+				// never reaches the store's revision check: decide again on the stream.
+				entry.loaded = false
+				continue
+			}
 			return Result{}, fmt.Errorf("%s: %w", cmd.CommandName(), err)
 		}
 		dm := domain.Metadata{CommandID: meta.CommandID, Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, At: now}

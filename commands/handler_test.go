@@ -916,3 +916,32 @@ func TestObserveFollowsOtherProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleCacheDoesNotRefuse: a process whose cached state of a ticket is stale (another
+// process closed the ticket since) does not refuse a command the ticket as stored
+// accepts: a refusal that depends on the ticket's state is checked against the stream.
+func TestStaleCacheDoesNotRefuse(t *testing.T) {
+	for _, kind := range bothKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClock(monday)
+			store := kind.open(t)
+			a, b := newHandler(t, store, "p1", c), newHandler(t, store, "p2", c)
+			id := create(t, a).TicketID
+			if _, err := b.LoadTicket(ctx, id); err != nil { // b caches it open
+				t.Fatal(err)
+			}
+			exec(t, a, id, domain.ResolveTicket{ResolutionDetails: "Fixed."}, commands.Meta{})
+			exec(t, a, id, domain.CloseTicket{Reason: "done"}, commands.Meta{})
+			res := exec(t, b, id, domain.ReopenTicket{Reason: "Still broken."}, commands.Meta{})
+			if res.Version != 4 {
+				t.Fatalf("reopened at version %d, want 4", res.Version)
+			}
+			// A refusal the stored ticket confirms is still a refusal.
+			if _, err := b.Execute(ctx, id, domain.ReopenTicket{}, commands.Meta{}); !errors.Is(err, domain.ErrInvalidTransition) {
+				t.Fatalf("reopening an open ticket: err = %v, want ErrInvalidTransition", err)
+			}
+			ticketEvents(t, a, id)
+		})
+	}
+}
