@@ -73,6 +73,19 @@ func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]d
 	return events, rev, nil
 }
 
+// loadAt is loadStream for the events of stream at the given positions.
+func loadAt(ctx context.Context, store eventstore.Store, stream string, positions []uint64) ([]domain.Event, eventstore.Revision, error) {
+	recs, err := store.ReadAt(ctx, stream, positions)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	events, err := decodeAll(stream, recs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return events, recs[len(recs)-1].Revision, nil
+}
+
 // decodeAll decodes the events read from stream.
 func decodeAll(stream string, recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	events := make([]domain.Event, len(recs))

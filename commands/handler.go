@@ -74,6 +74,12 @@ type Options struct {
 	NumberBlock uint64           // ticket numbers reserved at a time (default 20)
 	Owner       string           // this process's name in number reservations
 	Logger      *slog.Logger
+	// EventPositions, when set, says where a read model saw a ticket's events (nil when
+	// it does not know them all). The first read of a ticket for a command reads them
+	// there (eventstore.Store.ReadAt) rather than make the store search for them. A
+	// read model behind the store costs no correctness: an append on the state read
+	// meets the revision check, a refusal is decided again, and both read the stream.
+	EventPositions func(ticketID string) []uint64
 }
 
 // Handler executes commands.
@@ -84,6 +90,8 @@ type Handler struct {
 	cache   *stateCache
 	now     func() time.Time
 	log     *slog.Logger
+	// positions is Options.EventPositions.
+	positions func(ticketID string) []uint64
 }
 
 // NewHandler wires a handler to a store; it loads the reference data.
@@ -102,12 +110,13 @@ func NewHandler(ctx context.Context, store eventstore.Store, opts Options) (*Han
 		return nil, err
 	}
 	return &Handler{
-		store:   store,
-		ref:     ref,
-		numbers: NewNumbers(store, opts.NumberBlock, opts.Owner, opts.Clock),
-		cache:   newStateCache(opts.CacheSize),
-		now:     opts.Clock,
-		log:     opts.Logger,
+		store:     store,
+		ref:       ref,
+		numbers:   NewNumbers(store, opts.NumberBlock, opts.Owner, opts.Clock),
+		cache:     newStateCache(opts.CacheSize),
+		now:       opts.Clock,
+		log:       opts.Logger,
+		positions: opts.EventPositions,
 	}, nil
 }
 
@@ -185,7 +194,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 	defer entry.mu.Unlock()
 	var history []domain.Event // the stream as read to decide, when this call read it
 	for attempt := 1; ; attempt++ {
-		read := false // whether this attempt decides on the stream as just read
+		read := false // whether this attempt decides on the whole stream as just read
 		if !entry.loaded {
 			if _, creating := cmd.(domain.CreateTicket); creating && meta.freshID && attempt == 1 {
 				// A creation under a command ID generated here cannot be a retry, so its
@@ -193,10 +202,11 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 				entry.state, entry.revision, entry.loaded = domain.Ticket{}, eventstore.NoStream, true
 			} else {
 				var err error
-				if history, err = h.load(ctx, stream, entry); err != nil {
+				// After a conflict or a refusal, the stream itself: the positions a read
+				// model knows may be what made the state stale.
+				if history, read, err = h.load(ctx, ticketID, entry, attempt == 1); err != nil {
 					return Result{}, err
 				}
-				read = true
 			}
 		}
 		t := &entry.state
@@ -310,17 +320,35 @@ func (h *Handler) decide(ctx context.Context, t *domain.Ticket, cmd domain.Ticke
 	return domain.DecideTicket(t, cmd, d)
 }
 
-func (h *Handler) load(ctx context.Context, stream string, entry *cacheEntry) ([]domain.Event, error) {
-	events, rev, err := loadStream(ctx, h.store, stream)
-	if err != nil {
-		return nil, mapStoreError(err)
+// load reads a ticket's stream into its cache entry: at the positions a read model
+// knows when atKnown and Options.EventPositions has them, else the whole stream, and
+// reports which (whole).
+func (h *Handler) load(ctx context.Context, ticketID string, entry *cacheEntry, atKnown bool) (events []domain.Event, whole bool, err error) {
+	stream := domain.TicketStream(ticketID)
+	var rev eventstore.Revision
+	if positions := h.knownPositions(ticketID, atKnown); positions != nil {
+		events, rev, err = loadAt(ctx, h.store, stream, positions)
+	}
+	if events == nil || err != nil {
+		// Nothing known, or the read model's positions did not hold the ticket's events.
+		if events, rev, err = loadStream(ctx, h.store, stream); err != nil {
+			return nil, false, mapStoreError(err)
+		}
+		whole = true
 	}
 	entry.state = domain.Ticket{}
 	for _, e := range events {
 		domain.EvolveTicket(&entry.state, e)
 	}
 	entry.revision, entry.loaded = rev, true
-	return events, nil
+	return events, whole, nil
+}
+
+func (h *Handler) knownPositions(ticketID string, wanted bool) []uint64 {
+	if !wanted || h.positions == nil {
+		return nil
+	}
+	return h.positions(ticketID)
 }
 
 // Observe folds an event read from the store, in the global order at position pos,
@@ -366,7 +394,7 @@ func (h *Handler) LoadTicket(ctx context.Context, ticketID string) (domain.Ticke
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
 	if !entry.loaded {
-		if _, err := h.load(ctx, domain.TicketStream(ticketID), entry); err != nil {
+		if _, _, err := h.load(ctx, ticketID, entry, false); err != nil {
 			return domain.Ticket{}, err
 		}
 	}

@@ -945,3 +945,88 @@ func TestStaleCacheDoesNotRefuse(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadAtKnownPositions: a handler told where a read model saw a ticket's events
+// reads them there; positions behind the store (the read model lags) or wrong ones
+// cost a read of the stream, never a wrong result.
+func TestLoadAtKnownPositions(t *testing.T) {
+	for _, kind := range bothKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClock(monday)
+			base := kind.open(t)
+			writer := newHandler(t, base, "p1", c)
+			lagging, closed, other := create(t, writer).TicketID, create(t, writer).TicketID, create(t, writer).TicketID
+			for _, id := range []string{lagging, closed, other} {
+				exec(t, writer, id, domain.SendReply{Body: "On it."}, commands.Meta{})
+			}
+			// The read model as it stands now: it will not see what follows.
+			seen := map[string][]uint64{}
+			recs, err := base.ReadAll(ctx, 1, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				seen[r.Stream] = append(seen[r.Stream], r.Position)
+			}
+			exec(t, writer, lagging, domain.AddComment{Body: "Unseen."}, commands.Meta{})
+			exec(t, writer, closed, domain.ResolveTicket{ResolutionDetails: "Fixed."}, commands.Meta{})
+			exec(t, writer, closed, domain.CloseTicket{}, commands.Meta{})
+
+			store := &readCountingStore{Store: base}
+			positions := func(id string) []uint64 { return seen[domain.TicketStream(id)] }
+			h, err := commands.NewHandler(ctx, store, commands.Options{Owner: "p2", Logger: quiet, Clock: c.Now, EventPositions: func(id string) []uint64 {
+				if id == other {
+					return positions(lagging) // wrong: another ticket's events
+				}
+				return positions(id)
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh := create(t, writer).TicketID // positions unknown: read the stream
+			checks := []struct {
+				id      string
+				cmd     domain.TicketCommand
+				reads   int64
+				version uint64
+			}{
+				{lagging, domain.AddComment{Body: "Seen?"}, 1, 4},     // the append conflicts, the stream is read
+				{closed, domain.ReopenTicket{Reason: "Again."}, 1, 5}, // refused on the state read, decided again
+				{other, domain.AddComment{Body: "Mine."}, 1, 3},       // wrong positions: the stream is read
+				{fresh, domain.AddComment{Body: "New."}, 1, 2},        // nothing known
+			}
+			for _, ch := range checks {
+				before := store.reads.Load()
+				res := exec(t, h, ch.id, ch.cmd, commands.Meta{})
+				if res.Version != ch.version {
+					t.Fatalf("%s: version %d, want %d", ch.cmd.CommandName(), res.Version, ch.version)
+				}
+				if got := store.reads.Load() - before; got != ch.reads {
+					t.Fatalf("%s: %d reads of the stream, want %d", ch.cmd.CommandName(), got, ch.reads)
+				}
+				ticketEvents(t, h, ch.id)
+			}
+			// Positions that are right: no read of the stream.
+			seen[domain.TicketStream(lagging)] = nil
+			recs, err = base.ReadAll(ctx, 1, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if r.Stream == domain.TicketStream(other) {
+					seen[r.Stream] = append(seen[r.Stream], r.Position)
+				}
+			}
+			h2, err := commands.NewHandler(ctx, store, commands.Options{Owner: "p3", Logger: quiet, Clock: c.Now, EventPositions: positions})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := store.reads.Load()
+			exec(t, h2, other, domain.AddComment{Body: "Known."}, commands.Meta{})
+			if got := store.reads.Load() - before; got != 0 {
+				t.Fatalf("%d reads of the stream with the positions known, want 0", got)
+			}
+		})
+	}
+}

@@ -128,7 +128,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		events = store
 	}
 
-	h, err := commands.NewHandler(ctx, events, commands.Options{Logger: log})
+	// The in-memory list model; the handler reads a ticket's events where it saw them.
+	tickets := projections.NewTickets()
+	h, err := commands.NewHandler(ctx, events, commands.Options{Logger: log, EventPositions: tickets.EventPositions})
 	if err != nil {
 		return err
 	}
@@ -140,7 +142,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer readModel.Close()
-	tickets := projections.NewTickets()
 	automation := projections.NewAutomation() // assignment rules, unreplied alerts (docs/automation.md)
 	// The email channel (email.go, docs/email.md).
 	mail := newEmailService(cfg.email, cfg.dataDir, h, log)
