@@ -12,19 +12,20 @@ import (
 	"github.com/ticketcore/ticketcore/projections"
 )
 
-// positionalReads counts whole-stream and positional reads.
-type positionalReads struct {
+// StreamReads counts the reads of a stream through a store, whole (Whole) and at
+// positions (At). Exported for the package's external tests too.
+type StreamReads struct {
 	eventstore.Store
-	whole, at atomic.Int64
+	Whole, At atomic.Int64
 }
 
-func (s *positionalReads) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
-	s.whole.Add(1)
+func (s *StreamReads) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	s.Whole.Add(1)
 	return s.Store.ReadStream(ctx, stream)
 }
 
-func (s *positionalReads) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
-	s.at.Add(1)
+func (s *StreamReads) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
+	s.At.Add(1)
 	return s.Store.ReadAt(ctx, stream, positions)
 }
 
@@ -33,7 +34,7 @@ func (s *positionalReads) ReadAt(ctx context.Context, stream string, positions [
 // than the model keeps positions of; the history is the same either way.
 func TestReadHistoryAtKnownPositions(t *testing.T) {
 	ctx := context.Background()
-	store := &positionalReads{Store: memstore.New()}
+	store := &StreamReads{Store: memstore.New()}
 	h, err := commands.NewHandler(ctx, store, commands.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,15 +77,15 @@ func TestReadHistoryAtKnownPositions(t *testing.T) {
 	}
 	check := func(id string, wantWhole, wantAt int64) {
 		t.Helper()
-		whole, at := store.whole.Load(), store.at.Load()
+		whole, at := store.Whole.Load(), store.At.Load()
 		got, err := s.readHistory(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := store.whole.Load() - whole; d != wantWhole {
+		if d := store.Whole.Load() - whole; d != wantWhole {
 			t.Errorf("%d reads of the whole stream, want %d", d, wantWhole)
 		}
-		if d := store.at.Load() - at; d != wantAt {
+		if d := store.At.Load() - at; d != wantAt {
 			t.Errorf("%d reads at positions, want %d", d, wantAt)
 		}
 		want, err := h.TicketEvents(ctx, id)

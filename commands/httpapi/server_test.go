@@ -658,19 +658,19 @@ func TestCommandAnswersFromHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	counted := &streamReads{Store: store}
+	counted := &httpapi.StreamReads{Store: store}
 	s := newStackOn(t, counted, false)
 	// send posts a command and checks how many times it read the ticket's stream, to
 	// decide and to answer, and how many times its events where the read model knows
 	// them.
 	send := func(status int, path string, body any, wantReads, wantReadsAt int64) response {
 		t.Helper()
-		before, beforeAt := counted.reads.Load(), counted.readsAt.Load()
+		before, beforeAt := counted.Whole.Load(), counted.At.Load()
 		res := s.ok(t, status, "POST", path, body)
-		if got := counted.reads.Load() - before; got != wantReads {
+		if got := counted.Whole.Load() - before; got != wantReads {
 			t.Fatalf("POST %s read the ticket's stream %d times, want %d", path, got, wantReads)
 		}
-		if got := counted.readsAt.Load() - beforeAt; got != wantReadsAt {
+		if got := counted.At.Load() - beforeAt; got != wantReadsAt {
 			t.Fatalf("POST %s read the ticket's events at known positions %d times, want %d", path, got, wantReadsAt)
 		}
 		return res
@@ -704,21 +704,4 @@ func TestCommandAnswersFromHistory(t *testing.T) {
 	if !strings.Contains(string(held.body), "Written elsewhere.") {
 		t.Fatalf("the answer misses the other writer's comment: %s", held.body)
 	}
-}
-
-// streamReads counts the reads of a stream through a store, whole (reads) and at
-// positions (readsAt).
-type streamReads struct {
-	eventstore.Store
-	reads, readsAt atomic.Int64
-}
-
-func (s *streamReads) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
-	s.reads.Add(1)
-	return s.Store.ReadStream(ctx, stream)
-}
-
-func (s *streamReads) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
-	s.readsAt.Add(1)
-	return s.Store.ReadAt(ctx, stream, positions)
 }
