@@ -62,15 +62,7 @@ func loadStream(ctx context.Context, store eventstore.Store, stream string) ([]d
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 	}
-	events, err := decodeAll(stream, recs)
-	if err != nil {
-		return nil, 0, err
-	}
-	rev := eventstore.NoStream
-	if n := len(recs); n > 0 {
-		rev = recs[n-1].Revision
-	}
-	return events, rev, nil
+	return decodeAll(stream, recs)
 }
 
 // loadAt is loadStream for the events of stream at the given positions.
@@ -79,21 +71,22 @@ func loadAt(ctx context.Context, store eventstore.Store, stream string, position
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 	}
-	events, err := decodeAll(stream, recs)
-	if err != nil {
-		return nil, 0, err
-	}
-	return events, recs[len(recs)-1].Revision, nil
+	return decodeAll(stream, recs)
 }
 
-// decodeAll decodes the events read from stream.
-func decodeAll(stream string, recs []eventstore.RecordedEvent) ([]domain.Event, error) {
+// decodeAll decodes the events read from stream, and gives the revision of the last
+// (NoStream when there is none).
+func decodeAll(stream string, recs []eventstore.RecordedEvent) ([]domain.Event, eventstore.Revision, error) {
 	events := make([]domain.Event, len(recs))
 	for i, r := range recs {
 		var err error
 		if events[i], err = domain.DecodeEvent(r.Data); err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
+			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
 	}
-	return events, nil
+	rev := eventstore.NoStream
+	if n := len(recs); n > 0 {
+		rev = recs[n-1].Revision
+	}
+	return events, rev, nil
 }

@@ -357,7 +357,7 @@ func (h *Handler) knownPositions(ticketID string, wanted bool) []uint64 {
 // reaches the states cached here before the next command on them, which then neither
 // meets a conflict nor reads the stream again. Tickets not cached stay so: filling the
 // cache from the catch-up at start held 300 MB more on a store of 110 000 tickets, and
-// saved no read to the HTTP API, whose answers fold the thread from the stream anyway.
+// saved no read to the HTTP API, whose answers read the ticket's history anyway.
 //
 // An event already folded (this process's own) changes nothing. An event that does not
 // follow the cached state (some were missed) drops the state: the next command reads
@@ -486,37 +486,48 @@ func mapStoreError(err error) error {
 // TicketEventsAt reads the events of a ticket stored at the given global positions (a
 // read model knows them): see eventstore.Store.ReadAt.
 func (h *Handler) TicketEventsAt(ctx context.Context, ticketID string, positions []uint64) ([]domain.Event, error) {
-	if _, err := uuid.Parse(ticketID); err != nil {
-		return nil, fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
-	}
-	stream := domain.TicketStream(ticketID)
-	recs, err := h.store.ReadAt(ctx, stream, positions)
+	stream, err := ticketStream(ticketID)
 	if err != nil {
-		return nil, mapStoreError(fmt.Errorf("read %s: %w", stream, err))
+		return nil, err
 	}
-	return decodeAll(stream, recs)
+	events, _, err := loadAt(ctx, h.store, stream, positions)
+	if err != nil {
+		return nil, mapStoreError(err)
+	}
+	return events, nil
 }
 
 // TicketLastEventID is the ID of the newest event of a ticket's stream in the store
 // ("" for an unknown ticket): a reader holding the ticket's history checks with it
 // that the history is current.
 func (h *Handler) TicketLastEventID(ctx context.Context, ticketID string) (string, error) {
-	if _, err := uuid.Parse(ticketID); err != nil {
-		return "", fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	stream, err := ticketStream(ticketID)
+	if err != nil {
+		return "", err
 	}
-	id, err := h.store.LastEventID(ctx, domain.TicketStream(ticketID))
+	id, err := h.store.LastEventID(ctx, stream)
 	if err != nil {
 		return "", mapStoreError(err)
 	}
 	return id, nil
 }
 
+// ticketStream is the stream of a ticket ID given by a caller; an ID that is not a
+// UUID names no ticket.
+func ticketStream(ticketID string) (string, error) {
+	if _, err := uuid.Parse(ticketID); err != nil {
+		return "", fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	}
+	return domain.TicketStream(ticketID), nil
+}
+
 // TicketEvents reads a ticket's whole history from the store.
 func (h *Handler) TicketEvents(ctx context.Context, ticketID string) ([]domain.Event, error) {
-	if _, err := uuid.Parse(ticketID); err != nil {
-		return nil, fmt.Errorf("ticket %q: %w", ticketID, domain.ErrNotFound)
+	stream, err := ticketStream(ticketID)
+	if err != nil {
+		return nil, err
 	}
-	events, _, err := loadStream(ctx, h.store, domain.TicketStream(ticketID))
+	events, _, err := loadStream(ctx, h.store, stream)
 	if err != nil {
 		return nil, mapStoreError(err)
 	}

@@ -315,7 +315,10 @@ const consumeHeartbeat = time.Second
 // A replicated stream is read whole instead (readStreamReplicated), since a replica
 // may not have the latest writes yet.
 func (s *Store) ReadAt(ctx context.Context, stream string, positions []uint64) ([]eventstore.RecordedEvent, error) {
-	if s.replicated || len(positions) == 0 {
+	if len(positions) == 0 {
+		return []eventstore.RecordedEvent{}, nil
+	}
+	if s.replicated {
 		events, err := s.ReadStream(ctx, stream)
 		if err != nil {
 			return nil, err
