@@ -217,7 +217,16 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 			}
 			return Result{TicketID: ticketID, Number: t.Number, Version: v, Position: pos, Duplicate: true}, nil
 		}
+		// A refusal on a state this call did not read whole may come from a cached state
+		// that another process has left behind (or a read model's stale positions), and
+		// a refusal never reaches the store's revision check: it is decided again on the
+		// stream. So are a version the client saw elsewhere and the refusals that depend
+		// on the ticket's state (an invalid transition, a ticket not found).
 		if meta.ExpectedVersion != nil && *meta.ExpectedVersion != t.Version {
+			if !read {
+				entry.loaded = false
+				continue
+			}
 			return Result{}, &VersionMismatchError{Expected: *meta.ExpectedVersion, Actual: t.Version}
 		}
 		now := h.now()
@@ -225,8 +234,6 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 		payloads, err := h.decide(ctx, t, cmd, decision)
 		if err != nil {
 			if !read && (errors.Is(err, domain.ErrInvalidTransition) || errors.Is(err, domain.ErrNotFound)) {
-				// A cached state may be stale (another process wrote), and a refusal
-				// never reaches the store's revision check: decide again on the stream.
 				entry.loaded = false
 				continue
 			}

@@ -1030,3 +1030,30 @@ func TestLoadAtKnownPositions(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleCacheIfMatch: a client that read the ticket's current version elsewhere
+// (If-Match) is not refused by a process whose cached state is behind; a version that
+// the stored ticket does not have is still refused.
+func TestStaleCacheIfMatch(t *testing.T) {
+	for _, kind := range bothKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClock(monday)
+			store := kind.open(t)
+			a, b := newHandler(t, store, "p1", c), newHandler(t, store, "p2", c)
+			id := create(t, a).TicketID
+			if _, err := b.LoadTicket(ctx, id); err != nil { // b caches version 1
+				t.Fatal(err)
+			}
+			current := exec(t, a, id, domain.SendReply{Body: "On it."}, commands.Meta{}).Version
+			res := exec(t, b, id, domain.AddComment{Body: "Seen."}, commands.Meta{ExpectedVersion: &current})
+			if res.Version != current+1 {
+				t.Fatalf("version %d, want %d", res.Version, current+1)
+			}
+			var mismatch *commands.VersionMismatchError
+			if _, err := b.Execute(ctx, id, domain.AddComment{Body: "Late."}, commands.Meta{ExpectedVersion: &current}); !errors.As(err, &mismatch) || mismatch.Actual != current+1 {
+				t.Fatalf("an outdated If-Match: err = %v, want a version mismatch at %d", err, current+1)
+			}
+		})
+	}
+}
