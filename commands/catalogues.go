@@ -236,6 +236,7 @@ func (c *Catalogues) WrittenSLA(name string) (domain.SLADefinition, bool) {
 // conflict (another process wrote the catalogue) it reloads and decides again. A
 // command already applied returns the events it produced then, and adds nothing.
 func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store, stream string, meta domain.Metadata, decide func() ([]domain.Payload, error)) ([]domain.Event, error) {
+	reloaded := false // whether the catalogue was read from the stream during this call
 	for attempt := 1; ; attempt++ {
 		c.mu.RLock()
 		version, prevHash, log := c.headLocked(stream)
@@ -246,6 +247,14 @@ func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store
 			return done, nil
 		}
 		payloads, err := decide()
+		if err != nil && !reloaded && refusedOnState(err) {
+			// The catalogue here may be behind another process's writes.
+			if err := c.reload(ctx, store, stream); err != nil {
+				return nil, err
+			}
+			reloaded = true
+			continue
+		}
 		if err != nil || len(payloads) == 0 {
 			return nil, err
 		}
@@ -275,6 +284,7 @@ func (c *Catalogues) decideAndAppend(ctx context.Context, store eventstore.Store
 			if err := c.reload(ctx, store, stream); err != nil {
 				return nil, err
 			}
+			reloaded = true
 		default:
 			return nil, mapStoreError(err)
 		}

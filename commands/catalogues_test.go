@@ -124,3 +124,22 @@ func TestCatalogueRetryIsIdempotent(t *testing.T) {
 		t.Fatalf("retries stored %d events", now-pos)
 	}
 }
+
+// TestStaleCatalogueDoesNotRefuse: a process whose catalogue is behind another
+// process's writes does not refuse a change the stored catalogue accepts.
+func TestStaleCatalogueDoesNotRefuse(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	a, b := newHandler(t, store, "p1", nil), newHandler(t, store, "p2", nil)
+	if _, err := a.ChangeCatalogue(ctx, false, domain.CatalogueCommand{Op: "create", Name: "Bug"}, nil, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	// b has not seen "Bug" (no runner feeds it here): removing it must still work.
+	if _, err := b.ChangeCatalogue(ctx, false, domain.CatalogueCommand{Op: "remove", Name: "Bug"}, nil, commands.Meta{}); err != nil {
+		t.Fatalf("remove a type another process created: %v", err)
+	}
+	// A refusal the stored catalogue confirms is still one.
+	if _, err := b.ChangeCatalogue(ctx, false, domain.CatalogueCommand{Op: "remove", Name: "Bug"}, nil, commands.Meta{}); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("remove a removed type: err = %v, want ErrNotFound", err)
+	}
+}

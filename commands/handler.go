@@ -221,7 +221,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 		// that another process has left behind (or a read model's stale positions), and
 		// a refusal never reaches the store's revision check: it is decided again on the
 		// stream. So are a version the client saw elsewhere and the refusals that depend
-		// on the ticket's state (an invalid transition, a ticket not found).
+		// on the ticket's state (refusedOnState).
 		if meta.ExpectedVersion != nil && *meta.ExpectedVersion != t.Version {
 			if !read {
 				entry.loaded = false
@@ -233,7 +233,7 @@ func (h *Handler) execute(ctx context.Context, ticketID string, cmd domain.Ticke
 		decision := domain.Decision{Now: now, Ref: h.ref.Reference()}
 		payloads, err := h.decide(ctx, t, cmd, decision)
 		if err != nil {
-			if !read && (errors.Is(err, domain.ErrInvalidTransition) || errors.Is(err, domain.ErrNotFound)) {
+			if !read && refusedOnState(err) {
 				entry.loaded = false
 				continue
 			}
@@ -477,6 +477,14 @@ func collectMessages(events []domain.Event, ids []string) []domain.Message {
 		}
 	}
 	return out
+}
+
+// refusedOnState reports a refusal that depends on the state of the aggregate rather
+// than on the command alone (an invalid transition, something not found, a conflict
+// such as a name already taken): decided on a state that may be stale, it is decided
+// again on the stream before it is returned.
+func refusedOnState(err error) bool {
+	return errors.Is(err, domain.ErrInvalidTransition) || errors.Is(err, domain.ErrNotFound) || errors.Is(err, domain.ErrConflict)
 }
 
 // mapStoreError turns store errors into domain errors where the caller can act on them.
