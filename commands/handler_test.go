@@ -917,6 +917,20 @@ func TestObserveFollowsOtherProcesses(t *testing.T) {
 	}
 }
 
+// staleReader is two processes on store: a writer that created a ticket, and a reader
+// that has cached it at its first version, so that whatever the writer does next leaves
+// the reader's state behind.
+func staleReader(t *testing.T, store eventstore.Store) (writer, reader *commands.Handler, id string) {
+	t.Helper()
+	c := newClock(monday)
+	writer, reader = newHandler(t, store, "p1", c), newHandler(t, store, "p2", c)
+	id = create(t, writer).TicketID
+	if _, err := reader.LoadTicket(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	return writer, reader, id
+}
+
 // TestStaleCacheDoesNotRefuse: a process whose cached state of a ticket is stale (another
 // process closed the ticket since) does not refuse a command the ticket as stored
 // accepts: a refusal that depends on the ticket's state is checked against the stream.
@@ -924,13 +938,7 @@ func TestStaleCacheDoesNotRefuse(t *testing.T) {
 	for _, kind := range bothKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			ctx := context.Background()
-			c := newClock(monday)
-			store := kind.open(t)
-			a, b := newHandler(t, store, "p1", c), newHandler(t, store, "p2", c)
-			id := create(t, a).TicketID
-			if _, err := b.LoadTicket(ctx, id); err != nil { // b caches it open
-				t.Fatal(err)
-			}
+			a, b, id := staleReader(t, kind.open(t)) // b caches the ticket open
 			exec(t, a, id, domain.ResolveTicket{ResolutionDetails: "Fixed."}, commands.Meta{})
 			exec(t, a, id, domain.CloseTicket{Reason: "done"}, commands.Meta{})
 			res := exec(t, b, id, domain.ReopenTicket{Reason: "Still broken."}, commands.Meta{})
@@ -1038,13 +1046,7 @@ func TestStaleCacheIfMatch(t *testing.T) {
 	for _, kind := range bothKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			ctx := context.Background()
-			c := newClock(monday)
-			store := kind.open(t)
-			a, b := newHandler(t, store, "p1", c), newHandler(t, store, "p2", c)
-			id := create(t, a).TicketID
-			if _, err := b.LoadTicket(ctx, id); err != nil { // b caches version 1
-				t.Fatal(err)
-			}
+			a, b, id := staleReader(t, kind.open(t)) // b caches version 1
 			current := exec(t, a, id, domain.SendReply{Body: "On it."}, commands.Meta{}).Version
 			res := exec(t, b, id, domain.AddComment{Body: "Seen."}, commands.Meta{ExpectedVersion: &current})
 			if res.Version != current+1 {

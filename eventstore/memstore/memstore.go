@@ -53,15 +53,10 @@ func (s *Store) Append(ctx context.Context, name string, expected eventstore.Rev
 	if err := eventstore.ValidateAppend(name, events); err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", name, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", name, err)
+	if err := s.lockOpen(ctx, "append "+name); err != nil {
+		return eventstore.AppendResult{}, err
 	}
-
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return eventstore.AppendResult{}, fmt.Errorf("append %s: store closed: %w", name, eventstore.ErrUnavailable)
-	}
 
 	current := eventstore.NoStream
 	st := s.streams[name]
@@ -104,14 +99,10 @@ func (s *Store) Append(ctx context.Context, name string, expected eventstore.Rev
 
 // ReadStream implements eventstore.Store.
 func (s *Store) ReadStream(ctx context.Context, name string) ([]eventstore.RecordedEvent, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", name, err)
+	if err := s.lockOpen(ctx, "read stream "+name); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("read stream %s: store closed: %w", name, eventstore.ErrUnavailable)
-	}
 	st := s.streams[name]
 	if st == nil {
 		return []eventstore.RecordedEvent{}, nil
@@ -128,14 +119,10 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, max int) ([]eventstore
 	if max <= 0 {
 		return nil, fmt.Errorf("read all from %d: max %d must be positive: %w", from, max, eventstore.ErrInvalid)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("read all from %d: %w", from, err)
+	if err := s.lockOpen(ctx, fmt.Sprintf("read all from %d", from)); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("read all from %d: store closed: %w", from, eventstore.ErrUnavailable)
-	}
 	return s.readLocked(from, max), nil
 }
 
@@ -195,14 +182,10 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, handle func(eventsto
 
 // ReadAt implements eventstore.Store.
 func (s *Store) ReadAt(ctx context.Context, name string, positions []uint64) ([]eventstore.RecordedEvent, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("read %s at positions: %w", name, err)
+	if err := s.lockOpen(ctx, "read "+name+" at positions"); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("read %s at positions: store closed: %w", name, eventstore.ErrUnavailable)
-	}
 	out := make([]eventstore.RecordedEvent, len(positions))
 	for i, pos := range positions {
 		if pos == 0 || pos > uint64(len(s.log)) || s.log[pos-1].Stream != name {
@@ -215,14 +198,10 @@ func (s *Store) ReadAt(ctx context.Context, name string, positions []uint64) ([]
 
 // LastEventID implements eventstore.Store.
 func (s *Store) LastEventID(ctx context.Context, name string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("last event of %s: %w", name, err)
+	if err := s.lockOpen(ctx, "last event of "+name); err != nil {
+		return "", err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return "", fmt.Errorf("last event of %s: store closed: %w", name, eventstore.ErrUnavailable)
-	}
 	st := s.streams[name]
 	if st == nil {
 		return "", nil
@@ -236,15 +215,25 @@ func (s *Store) RevisionAt(pos, _ uint64) eventstore.Revision { return eventstor
 
 // LastPosition implements eventstore.Store.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
+	if err := s.lockOpen(ctx, "last position"); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	return uint64(len(s.log)), nil
+}
+
+// lockOpen locks the store for the operation named op, unless ctx has ended or the
+// store is closed: then it returns why, wrapped with op, and leaves the store unlocked.
+func (s *Store) lockOpen(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("last position: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
-		return 0, fmt.Errorf("last position: store closed: %w", eventstore.ErrUnavailable)
+		s.mu.Unlock()
+		return fmt.Errorf("%s: store closed: %w", op, eventstore.ErrUnavailable)
 	}
-	return uint64(len(s.log)), nil
+	return nil
 }
 
 // Close ends every Subscribe and makes every later call fail with ErrUnavailable.
