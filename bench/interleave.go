@@ -222,24 +222,26 @@ func runCommands(ctx context.Context, h *commands.Handler, clock *workloadClock,
 			var mine []time.Duration
 			count := 0
 			for _, s := range w.Steps {
-				if s.Ticket%n != client {
+				ticket := int(s.Ticket)
+				if ticket%n != client {
 					continue
 				}
+				create, cmd := w.Command(s)
 				gate.RLock()
 				clock.advance(s.At)
 				t0 := time.Now()
 				var r commands.Result
 				var err error
-				if s.Create != nil {
-					r, err = h.CreateTicket(ctx, *s.Create, commands.Meta{Actor: "bench"})
-					ids[base+s.Ticket] = r.TicketID
+				if create != nil {
+					r, err = h.CreateTicket(ctx, *create, commands.Meta{Actor: "bench"})
+					ids[base+ticket] = r.TicketID
 				} else {
-					r, err = h.Execute(ctx, ids[base+s.Ticket], s.Cmd, commands.Meta{Actor: "bench"})
+					r, err = h.Execute(ctx, ids[base+ticket], cmd, commands.Meta{Actor: "bench"})
 				}
 				lat := time.Since(t0)
 				gate.RUnlock()
 				if err != nil {
-					fail(fmt.Errorf("ticket %d %T: %w", s.Ticket, s.Cmd, err))
+					fail(fmt.Errorf("ticket %d step %d: %w", ticket, s.Kind, err))
 					return
 				}
 				mine = append(mine, lat)
