@@ -48,10 +48,12 @@ type SplitLink struct {
 type TicketState struct {
 	withThread bool
 	indexKey   uuid.UUID // the ID's bytes, for ticketIndex
-	// positions are the global positions of the ticket's first events, which the list
-	// model records (Tickets.EventPositions): inline, so that recording them allocates
-	// nothing during a rebuild.
-	positions [knownPositions]uint64
+	// positions are the global positions of the ticket's events, which the list model
+	// records (Tickets.EventPositions): the first ones inline, so that recording them
+	// allocates nothing during a rebuild for most tickets, the rest, if any, in
+	// laterPositions.
+	positions      [inlinePositions]uint64
+	laterPositions []uint64
 
 	ID                  string
 	Number              string

@@ -89,9 +89,7 @@ func (m *Tickets) Apply(e domain.Event, pos uint64) error {
 	}
 	number := t.Number
 	t.Apply(e, m.slas.Lookup)
-	if e.Sequence >= 1 && e.Sequence <= knownPositions {
-		t.positions[e.Sequence-1] = pos
-	}
+	t.recordPosition(e.Sequence, pos)
 	// Only ticket.created sets the number: indexing it on every event was a map
 	// assignment per event, a cache miss on a large model.
 	if m.byNumber != nil && t.Number != number && t.Number != "" {
@@ -215,22 +213,37 @@ func (m *Tickets) Get(idOrNumber string, at time.Time) (TicketView, bool) {
 	return view, t != nil
 }
 
-// knownPositions is how many events of a ticket the list model knows the positions of:
-// most tickets have fewer, and a ticket with more has its stream read whole.
-const knownPositions = 16
+// inlinePositions is how many event positions a ticket keeps in its state: most
+// tickets have fewer events.
+const inlinePositions = 16
+
+// recordPosition notes where the event of sequence seq is. Events come in order (an
+// event applied again lands where it was); a position that does not follow the ones
+// known is not kept, and EventPositions then knows the ticket no more.
+func (t *TicketState) recordPosition(seq, pos uint64) {
+	switch later := int(seq) - inlinePositions - 1; {
+	case seq == 0:
+	case seq <= inlinePositions:
+		t.positions[seq-1] = pos
+	case later < len(t.laterPositions):
+		t.laterPositions[later] = pos
+	case later == len(t.laterPositions):
+		t.laterPositions = append(t.laterPositions, pos)
+	}
+}
 
 // EventPositions returns the global positions of a ticket's events, in order, when the
-// model knows them all (a ticket of up to knownPositions events), else nil. The detail
-// view reads the events there (eventstore.Store.ReadAt) rather than search the store
-// for them.
+// model knows them all, else nil. The detail view and the command handler read the
+// events there (eventstore.Store.ReadAt) rather than search the store for them.
 func (m *Tickets) EventPositions(id string) []uint64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	t := m.byID.get(id)
-	if t == nil || t.Version == 0 || t.Version > knownPositions {
+	if t == nil || t.Version == 0 || t.Version > inlinePositions+uint64(len(t.laterPositions)) {
 		return nil
 	}
-	return slices.Clone(t.positions[:t.Version])
+	inline := min(t.Version, inlinePositions)
+	return append(slices.Clone(t.positions[:inline]), t.laterPositions[:t.Version-inline]...)
 }
 
 // Filter selects tickets in a list. Empty fields do not filter.

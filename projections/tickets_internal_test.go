@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -87,5 +88,45 @@ func TestTicketIndexCollision(t *testing.T) {
 	x.put(b, tb)
 	if x.get(a) != ta || x.get(b) != tb {
 		t.Fatal("colliding UUIDs were confused")
+	}
+}
+
+// TestEventPositions: the model knows where every event of a ticket is, beyond those
+// kept inline too, keeps them through an event applied again, and knows the ticket no
+// more once it missed one.
+func TestEventPositions(t *testing.T) {
+	const id = "0b9f6c1e-2d3a-4e7b-9c0d-1a2b3c4d5e6f"
+	m := NewTickets()
+	at := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	apply := func(seq, pos uint64) {
+		t.Helper()
+		e := domain.Event{Type: "ticket.comment_added", Stream: domain.TicketStream(id), Sequence: seq, OccurredAt: at,
+			Payload: domain.CommentAdded{Body: "note"}}
+		if seq == 1 {
+			e.Type, e.Payload = "ticket.created", domain.TicketCreated{TicketID: id, Number: "TKT-2026-000001",
+				TicketFieldsData: domain.TicketFieldsData{Subject: "s", RaisedBy: "a@example.com"}}
+		}
+		if err := m.Apply(e, pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []uint64
+	for seq := uint64(1); seq <= 2*inlinePositions+3; seq++ {
+		apply(seq, 10*seq)
+		want = append(want, 10*seq)
+		if got := m.EventPositions(id); !slices.Equal(got, want) {
+			t.Fatalf("after %d events: positions %v, want %v", seq, got, want)
+		}
+	}
+	apply(inlinePositions+2, 10*(inlinePositions+2)) // applied again
+	if got := m.EventPositions(id); !slices.Equal(got, want) {
+		t.Fatalf("after an event applied again: positions %v, want %v", got, want)
+	}
+	if m.EventPositions("t2") != nil {
+		t.Error("positions of a ticket the model does not have")
+	}
+	apply(2*inlinePositions+5, 1000) // the one before it was missed
+	if got := m.EventPositions(id); got != nil {
+		t.Errorf("after a missed event: positions %v, want none", got)
 	}
 }

@@ -118,3 +118,40 @@ func BenchmarkReadStream(b *testing.B) {
 	}
 	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkReadLongTicket reads a ticket of 40 events among 2 000 tickets worked on
+// at once, so that its events are 2 000 positions apart, as a long ticket's are in a
+// busy store: the whole stream (the file store searches its blocks for the ticket's
+// subject, message by message) against its events' positions (a look-up each).
+func BenchmarkReadLongTicket(b *testing.B) {
+	const tickets, events = 2000, 40
+	s := open(b, jetstream.Config{DataDir: b.TempDir()})
+	ctx := b.Context()
+	revisions := make([]eventstore.Revision, tickets)
+	var positions []uint64 // of ticket-0
+	for range events {
+		for i := range tickets {
+			res, err := s.Append(ctx, fmt.Sprintf("ticket-%d", i), revisions[i], newEvents(1))
+			if err != nil {
+				b.Fatalf("Append: %v", err)
+			}
+			revisions[i] = res.Revision
+			if i == 0 {
+				positions = append(positions, res.LastPosition)
+			}
+		}
+	}
+	read := func(b *testing.B, f func() ([]eventstore.RecordedEvent, error)) {
+		for b.Loop() {
+			if recs, err := f(); err != nil || len(recs) != events {
+				b.Fatalf("%d events, %v", len(recs), err)
+			}
+		}
+	}
+	b.Run("stream", func(b *testing.B) {
+		read(b, func() ([]eventstore.RecordedEvent, error) { return s.ReadStream(ctx, "ticket-0") })
+	})
+	b.Run("at-positions", func(b *testing.B) {
+		read(b, func() ([]eventstore.RecordedEvent, error) { return s.ReadAt(ctx, "ticket-0", positions) })
+	})
+}
