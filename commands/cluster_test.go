@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -70,6 +71,13 @@ func verifyStore(t *testing.T, store eventstore.Store, acks []acked) storeReport
 	ids := map[string]bool{}
 	for from := uint64(1); ; {
 		recs, err := store.ReadAll(ctx, from, 4096)
+		// A node just restarted may not create the read's consumer in time while the
+		// machine is busy (other test packages run beside this one): the store says it
+		// is unavailable, and a client tries again.
+		for tries := 1; errors.Is(err, eventstore.ErrUnavailable) && tries < 10; tries++ {
+			time.Sleep(time.Second)
+			recs, err = store.ReadAll(ctx, from, 4096)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
