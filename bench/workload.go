@@ -6,6 +6,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -24,8 +25,8 @@ type Step struct {
 	At     time.Duration // offset from the start of the workload
 	Ticket int32
 	Kind   StepKind
-	// The step's texts, as spans of Workload.text: the body (or the resolution), and a
-	// creation's subject and description.
+	// The step's texts, as spans of Workload.text: a creation's subject and
+	// description, or another command's body (or resolution) first.
 	text [2]textSpan
 	// A creation's raised_by user and priority.
 	user     uint16
@@ -68,6 +69,9 @@ func (w *Workload) sentence(rng *rand.Rand, n int) textSpan {
 			w.text = append(w.text, ' ')
 		}
 		w.text = append(w.text, words[rng.IntN(len(words))]...)
+	}
+	if len(w.text) > math.MaxUint32 {
+		panic("bench: a workload's text is limited to 4 GiB (about 4.5 million tickets)")
 	}
 	return textSpan{uint32(start), uint32(len(w.text))}
 }

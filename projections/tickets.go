@@ -221,10 +221,14 @@ const inlinePositions = 16
 // event applied again lands where it was); a position that does not follow the ones
 // known is not kept, and EventPositions then knows the ticket no more.
 func (t *TicketState) recordPosition(seq, pos uint64) {
-	switch later := int(seq) - inlinePositions - 1; {
-	case seq == 0:
-	case seq <= inlinePositions:
+	if seq == 0 {
+		return // not an event of a stream
+	}
+	if seq <= inlinePositions {
 		t.positions[seq-1] = pos
+		return
+	}
+	switch later := int(seq - inlinePositions - 1); {
 	case later < len(t.laterPositions):
 		t.laterPositions[later] = pos
 	case later == len(t.laterPositions):
