@@ -197,7 +197,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Skip("starts a 3-node JetStream cluster; skipped with -short")
 	}
 	c := jstest.StartCluster(t)
-	testNodeLoss(t, c, c.Shutdown)
+	testNodeLoss(t, c, c.Shutdown, 1)
 }
 
 // TestClusterNodeKilled is TestClusterNodeLoss with each node in a nats-server process
@@ -208,12 +208,26 @@ func TestClusterNodeKilled(t *testing.T) {
 		t.Skip("starts a 3-node JetStream cluster in processes; skipped with -short")
 	}
 	c := jstest.StartClusterWith(t, jstest.Options{Processes: true})
-	testNodeLoss(t, c, c.Kill)
+	testNodeLoss(t, c, c.Kill, 1)
 }
 
-// testNodeLoss runs the load of TestClusterNodeLoss on c, stopping the stream leader
-// with lose.
-func testNodeLoss(t *testing.T, c *jstest.Cluster, lose func(node int)) {
+// TestClusterQuorumLost is TestClusterNodeKilled with two nodes of three killed at
+// once, the stream leader and the node after it: the stream has no quorum until they
+// are back, so no command can be acknowledged meanwhile. Commands then fail with
+// ErrUnavailable (a client retries them with the same command ID), never with another
+// error and never stuck beyond their deadline, and the same promises hold once the
+// nodes are restarted.
+func TestClusterQuorumLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster in processes; skipped with -short")
+	}
+	c := jstest.StartClusterWith(t, jstest.Options{Processes: true})
+	testNodeLoss(t, c, c.Kill, 2)
+}
+
+// testNodeLoss runs the load of TestClusterNodeLoss on c, stopping with lose the
+// stream leader and, when nodes is more than 1, the nodes after it, all at once.
+func testNodeLoss(t *testing.T, c *jstest.Cluster, lose func(node int), nodes int) {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -345,16 +359,22 @@ func testNodeLoss(t *testing.T, c *jstest.Cluster, lose func(node int)) {
 		phase, losses = 8*time.Second, c.Size()
 	}
 	var leaders []string
+	restarted := 0 // the node restarted last
 	for range losses {
 		time.Sleep(phase)
-		node := c.StreamLeader(jetstream.DefaultStreamName)
-		if node < 0 {
+		leader := c.StreamLeader(jetstream.DefaultStreamName)
+		if leader < 0 {
 			t.Fatal("no node leads the event stream")
 		}
-		leaders = append(leaders, c.Name(node))
-		lose(node)
+		leaders = append(leaders, c.Name(leader))
+		for i := range nodes {
+			lose((leader + i) % c.Size())
+		}
 		time.Sleep(phase)
-		c.Restart(node)
+		for i := range nodes {
+			restarted = (leader + i) % c.Size()
+			c.Restart(restarted)
+		}
 	}
 	time.Sleep(phase)
 	stop.Store(true)
@@ -376,13 +396,7 @@ func testNodeLoss(t *testing.T, c *jstest.Cluster, lose func(node int)) {
 	}
 	converge := time.Since(convergeStart)
 
-	// Read back through the node that was shut down last: its replica caught up.
-	restarted := 0
-	for i := range c.Size() {
-		if c.Name(i) == leaders[len(leaders)-1] {
-			restarted = i
-		}
-	}
+	// Read back through the node restarted last: its replica caught up.
 	check := openStore(urls[restarted])
 	acklist := acks.all()
 	rep := verifyStore(t, check, acklist)
@@ -395,7 +409,7 @@ func testNodeLoss(t *testing.T, c *jstest.Cluster, lose func(node int)) {
 	ticketsMu.Unlock()
 	diffs := sameTickets(t, ids, live, rebuilt)
 
-	t.Logf("stream leaders stopped and restarted: %v; load %v", leaders, loadTime.Round(time.Millisecond))
+	t.Logf("%d node(s) stopped at once and restarted, the stream leader first: %v; load %v", nodes, leaders, loadTime.Round(time.Millisecond))
 	t.Logf("%d commands acknowledged (%d after retrying an unknown outcome, %d of them duplicates of a stored first attempt); %d unavailable answers retried; %d conflicts after the handler's retries; %d refusals; slowest acknowledged command %v",
 		len(acklist), retriedOK.Load(), dup.Load(), unavailable.Load(), conflicts.Load(), refused.Load(), time.Duration(slowest.Load()).Round(time.Millisecond))
 	t.Logf("store: %d events in %d streams; %d duplicates, %d acknowledged missing, %d at another version; live projection converged %v after the load; %d tickets differ from the rebuild",
