@@ -1,10 +1,18 @@
 package jetstream_test
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ticketcore/ticketcore/eventstore"
 	"github.com/ticketcore/ticketcore/eventstore/jetstream"
@@ -154,4 +162,73 @@ func BenchmarkReadLongTicket(b *testing.B) {
 	b.Run("at-positions", func(b *testing.B) {
 		read(b, func() ([]eventstore.RecordedEvent, error) { return s.ReadAt(ctx, "ticket-0", positions) })
 	})
+}
+
+// BenchmarkAppendCeiling measures, in turns on one embedded server, the raw baseline
+// of the workload benchmark (one publisher, the JetStream client's PublishMsg with a
+// message ID and an expected subject sequence) and the store's own appends of the same
+// 700-byte events with nothing else around them, by 4 appenders and by 1: the
+// ceiling of the bench's command ratios, since a command is such an append plus the
+// handler's work.
+//
+//	go test ./eventstore/jetstream -run '^$' -bench AppendCeiling -benchtime 3x
+func BenchmarkAppendCeiling(b *testing.B) {
+	const streams, perTurn = 2000, 40000
+	s := open(b, jetstream.Config{DataDir: b.TempDir()})
+	ctx := b.Context()
+	js, err := natsjs.New(s.Conn())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw.>"}, Storage: natsjs.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("abcdefghij"), 70)
+	rawSeq := make([]uint64, streams)
+	raw := func() time.Duration {
+		start := time.Now()
+		for i := range perTurn {
+			k := i % streams
+			msg := &nats.Msg{Subject: "bench.raw.ticket-" + strconv.Itoa(k), Data: data, Header: nats.Header{}}
+			msg.Header.Set("Nats-Msg-Id", uuid.NewString())
+			msg.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(rawSeq[k], 10))
+			ack, err := js.PublishMsg(ctx, msg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rawSeq[k] = ack.Sequence
+		}
+		return time.Since(start)
+	}
+	revisions := make([]eventstore.Revision, streams)
+	appendBy := func(appenders int) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for a := range appenders {
+			wg.Go(func() {
+				// Appender a owns the streams whose index is a modulo appenders.
+				for i := a; i < perTurn; i += appenders {
+					k := i % streams
+					ev := eventstore.EventData{ID: uuid.NewString(), Type: "ticket.comment_added", Data: data}
+					res, err := s.Append(ctx, "ticket-"+strconv.Itoa(k), revisions[k], []eventstore.EventData{ev})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					revisions[k] = res.Revision
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	var rawTime, four, one time.Duration
+	for b.Loop() {
+		rawTime += raw()
+		four += appendBy(4)
+		one += appendBy(1)
+	}
+	b.ReportMetric(float64(b.N*perTurn)/rawTime.Seconds(), "raw-ev/s")
+	b.ReportMetric(rawTime.Seconds()/four.Seconds(), "append4/raw")
+	b.ReportMetric(rawTime.Seconds()/one.Seconds(), "append1/raw")
 }
