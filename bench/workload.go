@@ -22,14 +22,14 @@ import (
 // marked on every cycle, a cost of the harness that a client sending its commands does
 // not put on the system under test. Command builds a step's command when it is sent.
 type Step struct {
-	At     time.Duration // offset from the start of the workload
-	Ticket int32
-	Kind   StepKind
+	At time.Duration // offset from the start of the workload
 	// The step's texts, as spans of Workload.text: a creation's subject and
 	// description, or another command's body (or resolution) first.
-	text [2]textSpan
+	text   [2]textSpan
+	Ticket int32
 	// A creation's raised_by user and priority.
 	user     uint16
+	Kind     StepKind
 	priority uint8
 }
 
