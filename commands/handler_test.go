@@ -849,6 +849,20 @@ func observeFrom(t *testing.T, h *commands.Handler, store eventstore.Store, from
 	return from
 }
 
+// repliedTickets opens a store of kind with a writing process (p1) that has created n
+// tickets and replied to each, for the tests of a second process reading behind it.
+func repliedTickets(t *testing.T, kind storeKind, c *clock, n int) (eventstore.Store, *commands.Handler, []string) {
+	t.Helper()
+	base := kind.open(t)
+	writer := newHandler(t, base, "p1", c)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = create(t, writer).TicketID
+		exec(t, writer, ids[i], domain.SendReply{Body: "On it."}, commands.Meta{})
+	}
+	return base, writer, ids
+}
+
 // TestObserveFollowsOtherProcesses: a process that reads the store in the global
 // order keeps the decision states it caches current with what another process
 // appends, so that its next command on those tickets reads no stream; it reads a
@@ -858,14 +872,7 @@ func TestObserveFollowsOtherProcesses(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			ctx := context.Background()
 			c := newClock(monday)
-			base := kind.open(t)
-			writer := newHandler(t, base, "p1", c)
-			var ids []string
-			for range 4 {
-				id := create(t, writer).TicketID
-				exec(t, writer, id, domain.SendReply{Body: "On it."}, commands.Meta{})
-				ids = append(ids, id)
-			}
+			base, writer, ids := repliedTickets(t, kind, c, 4)
 			store := &readCountingStore{Store: base}
 			reader := newHandler(t, store, "p2", c)
 			for _, id := range ids[:3] {
@@ -962,12 +969,8 @@ func TestLoadAtKnownPositions(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			ctx := context.Background()
 			c := newClock(monday)
-			base := kind.open(t)
-			writer := newHandler(t, base, "p1", c)
-			lagging, closed, other := create(t, writer).TicketID, create(t, writer).TicketID, create(t, writer).TicketID
-			for _, id := range []string{lagging, closed, other} {
-				exec(t, writer, id, domain.SendReply{Body: "On it."}, commands.Meta{})
-			}
+			base, writer, ids := repliedTickets(t, kind, c, 3)
+			lagging, closed, other := ids[0], ids[1], ids[2]
 			// The read model as it stands now: it will not see what follows.
 			seen := map[string][]uint64{}
 			recs, err := base.ReadAll(ctx, 1, 1000)
